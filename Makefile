@@ -1,0 +1,38 @@
+# The two commands the README promises: `make serve` and `make test`. Each creates .venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip -q --disable-pip-version-check
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: serve test lint install-serve install-dev clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+
+# Serving needs only the light half; the stamp is rebuilt whenever pyproject.toml changes.
+$(VENV)/.serve-installed: pyproject.toml | $(VENV)/bin/python
+	$(PIP) install -e ".[cpu,serve]"
+	touch $@
+
+$(VENV)/.dev-installed: pyproject.toml | $(VENV)/bin/python
+	$(PIP) install -e ".[cpu,serve,train,test]"
+	touch $@ $(VENV)/.serve-installed
+
+install-serve: $(VENV)/.serve-installed
+install-dev: $(VENV)/.dev-installed
+
+serve: install-serve
+	$(VENV)/bin/petseg serve
+
+test: install-dev
+	$(PY) -m ruff check app training tests
+	$(PY) -m pytest
+
+lint: install-dev
+	$(PY) -m ruff check app training tests
+	$(PY) -m ruff format --check app training tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
