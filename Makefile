@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip -q --disable-pip-version-check
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: serve test lint install-serve install-dev clean
+.PHONY: serve test lint install-serve install-dev clean container-test
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,3 +36,8 @@ lint: install-dev
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# Real-engine check of Dockerfile + docker-compose.yml (root, Debian; installs docker.io, starts and stops
+# dockerd, builds a local stand-in base image). Not part of `make test`/CI: heavy and needs apt + a daemon.
+container-test:
+	bash scripts/container-test.sh
