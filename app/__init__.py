@@ -1,0 +1,1 @@
+"""PetSeg service: loads an exported SavedModel and serves pet segmentation over HTTP."""

@@ -1,0 +1,46 @@
+"""Dependencies as Annotated aliases, so route signatures read as what they need."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader
+
+from app.errors import ProblemError
+from app.service import SegmentationService
+from app.settings import Settings
+
+_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="Needed when configured.")
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_ready_service(request: Request) -> SegmentationService:
+    """The service once the model is loaded and warmed up; 503 before that."""
+    service = getattr(request.app.state, "service", None)
+    if service is None or not request.app.state.ready:
+        raise ProblemError(503, "the model is still loading or warming up", headers={"Retry-After": "1"})
+    return service
+
+
+def require_api_key(
+    settings: Annotated[Settings, Depends(get_settings)],
+    supplied: Annotated[str | None, Security(_api_key_header)] = None,
+) -> None:
+    """Check X-API-Key when a key is configured; constant-time so timing does not reveal the key."""
+    if settings.api_key is None:
+        return
+    expected = settings.api_key.get_secret_value().encode()
+    if supplied is None or not hmac.compare_digest(supplied.encode(), expected):
+        raise ProblemError(
+            401, "missing or wrong X-API-Key header", headers={"WWW-Authenticate": "X-API-Key"}
+        )
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+ServiceDep = Annotated[SegmentationService, Depends(get_ready_service)]
+ApiKeyDep = Depends(require_api_key)

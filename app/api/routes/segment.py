@@ -1,0 +1,150 @@
+"""POST /segment (one photo → PNG or JSON) and POST /segment/batch (several photos → one JSON)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from app.api.deps import ApiKeyDep, ServiceDep, SettingsDep
+from app.api.uploads import FILE_FIELD, read_uploads
+from app.batcher import Overloaded
+from app.errors import ProblemError
+from app.imaging import ImageError
+from app.schemas import BatchItem, BatchResponse, OutputMode, Problem, RenderOptions, SegmentResult
+
+router = APIRouter(tags=["segmentation"], dependencies=[ApiKeyDep])
+
+_BINARY = {"type": "string", "format": "binary"}
+_FORM_SCHEMA = {
+    "type": "object",
+    "required": [FILE_FIELD],
+    "properties": {FILE_FIELD: _BINARY},
+}
+_BATCH_FORM_SCHEMA = {
+    "type": "object",
+    "required": [FILE_FIELD],
+    "properties": {FILE_FIELD: {"type": "array", "items": _BINARY}},
+}
+_ERRORS = {
+    status: {"model": Problem, "description": why}
+    for status, why in {
+        400: "Corrupt or truncated image.",
+        401: "Missing or wrong X-API-Key (when a key is configured).",
+        413: "Upload too large, or too many pixels.",
+        415: "Not an image, or an unsupported format or content type.",
+        422: "Missing field or bad parameter.",
+        503: "Overloaded or still warming up; see Retry-After.",
+    }.items()
+}
+
+
+def _hex_color(value: str) -> tuple[int, int, int]:
+    value = value.removeprefix("#")
+    return int(value[0:2], 16), int(value[2:4], 16), int(value[4:6], 16)
+
+
+def _overloaded(exc: Overloaded, retry_after: int) -> ProblemError:
+    return ProblemError(
+        503, f"too many photos waiting ({exc}); retry later", headers={"Retry-After": str(retry_after)}
+    )
+
+
+def _model_headers(service: ServiceDep) -> dict[str, str]:
+    return {"X-Model-Name": service.segmenter.name, "X-Model-Version": str(service.segmenter.version)}
+
+
+@router.post(
+    "/segment",
+    summary="Segment one pet photo",
+    description=(
+        "Send the photo as multipart field `file` or as the raw body with an `image/*` content type. "
+        "`output=mask` (default) returns a palette PNG at the photo's size whose pixel values are class "
+        "indices (0 pet, 1 background, 2 border); `overlay` the photo with class colours blended in; "
+        "`cutout` an RGBA PNG of the pet (or on `background`); `json` a summary."
+    ),
+    response_class=Response,
+    responses={
+        200: {
+            "description": "PNG for mask/overlay/cutout, JSON for output=json. Header X-Model-Version.",
+            "content": {"image/png": {"schema": _BINARY}},
+            "model": SegmentResult,
+        },
+        **_ERRORS,
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {"schema": _FORM_SCHEMA},
+                "image/jpeg": {"schema": _BINARY},
+                "image/png": {"schema": _BINARY},
+                "image/*": {"schema": _BINARY},
+            },
+        }
+    },
+)
+async def segment(
+    request: Request,
+    service: ServiceDep,
+    settings: SettingsDep,
+    output: Annotated[OutputMode, Query(description="What to return.")] = OutputMode.mask,
+    opacity: Annotated[float, Query(ge=0.0, le=1.0, description="Class colour weight for overlay.")] = 0.5,
+    background: Annotated[
+        str | None,
+        Query(
+            pattern=r"^#?[0-9a-fA-F]{6}$", description="Cutout on this colour (e.g. ffffff) instead of alpha."
+        ),
+    ] = None,
+) -> Response:
+    uploads = await read_uploads(request, max_bytes=settings.max_upload_bytes, max_files=1)
+    options = RenderOptions(
+        output=output, opacity=opacity, background=_hex_color(background) if background else None
+    )
+    try:
+        rendered = await service.segment(uploads[0].data, options)
+    except Overloaded as exc:
+        raise _overloaded(exc, settings.retry_after_seconds) from exc
+    headers = _model_headers(service)
+    if rendered.png is None:
+        return Response(rendered.result.model_dump_json(), media_type="application/json", headers=headers)
+    return Response(rendered.png, media_type="image/png", headers=headers)
+
+
+@router.post(
+    "/segment/batch",
+    summary="Segment several photos in one request",
+    description="Repeat multipart field `file`. Returns one JSON result per photo, or its own error.",
+    response_model=BatchResponse,
+    responses=_ERRORS,
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": _BATCH_FORM_SCHEMA}}}
+    },
+)
+async def segment_batch(request: Request, service: ServiceDep, settings: SettingsDep) -> Response:
+    uploads = await read_uploads(
+        request, max_bytes=settings.max_upload_bytes, max_files=settings.max_files_per_request
+    )
+    options = RenderOptions(output=OutputMode.json)
+
+    async def one(filename: str | None, data: bytes) -> BatchItem:
+        try:
+            rendered = await service.segment(data, options)
+        except ImageError as exc:
+            problem = Problem(title=exc.title, status=exc.status, detail=exc.detail)
+            return BatchItem(filename=filename, ok=False, error=problem)
+        except Overloaded as exc:
+            problem = Problem(
+                title="Service Unavailable", status=503, detail=f"overloaded ({exc}); retry later"
+            )
+            return BatchItem(filename=filename, ok=False, error=problem)
+        return BatchItem(filename=filename, ok=True, result=rendered.result)
+
+    # Submitting all photos at once lets the batcher put them into the same forward pass.
+    items = await asyncio.gather(*(one(upload.filename, upload.data) for upload in uploads))
+    body = BatchResponse(
+        model_name=service.segmenter.name, model_version=service.segmenter.version, results=list(items)
+    )
+    return Response(body.model_dump_json(), media_type="application/json", headers=_model_headers(service))

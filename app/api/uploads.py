@@ -1,0 +1,68 @@
+"""Reads uploaded photos from a request, enforcing the size limit while the bytes arrive."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+from starlette.datastructures import UploadFile
+from starlette.types import Message
+
+from app.errors import ProblemError
+
+FILE_FIELD = "file"
+
+
+@dataclass(frozen=True)
+class Upload:
+    filename: str | None
+    data: bytes
+
+
+def _too_large(limit: int) -> ProblemError:
+    return ProblemError(413, f"request body exceeds the limit of {limit} bytes", title="Upload too large")
+
+
+def _limited(request: Request, limit: int) -> Request:
+    """The same request whose body stream fails with 413 as soon as more than `limit` bytes arrived."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    received = 0
+
+    async def receive() -> Message:
+        nonlocal received
+        message = await request.receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise _too_large(limit)
+        return message
+
+    return Request(request.scope, receive)
+
+
+async def read_uploads(request: Request, *, max_bytes: int, max_files: int) -> list[Upload]:
+    """Photos from a multipart form (repeated field `file`) or from a raw `image/*` body."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    limited = _limited(request, max_bytes)
+    if content_type == "multipart/form-data":
+        async with limited.form(max_files=max_files, max_fields=max_files) as form:
+            values = form.getlist(FILE_FIELD)
+            if not values:
+                raise ProblemError(
+                    422, f"multipart form field '{FILE_FIELD}' is missing", title="Invalid request"
+                )
+            if not all(isinstance(value, UploadFile) for value in values):
+                raise ProblemError(
+                    422, f"form field '{FILE_FIELD}' must be a file upload", title="Invalid request"
+                )
+            return [Upload(value.filename, await value.read()) for value in values]
+    if content_type.startswith("image/"):
+        chunks = [chunk async for chunk in limited.stream()]
+        return [Upload(None, b"".join(chunks))]
+    raise ProblemError(
+        415,
+        f"send the photo as multipart field '{FILE_FIELD}' or as a raw image/* body, not '{content_type}'",
+        title="Unsupported media type",
+    )

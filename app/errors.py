@@ -1,0 +1,70 @@
+"""Every error leaves as an RFC 9457 problem JSON body; nothing leaks a stack trace."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.imaging import ImageError
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+
+class ProblemError(Exception):
+    """An error with its HTTP status, a short title and a human detail."""
+
+    def __init__(self, status: int, detail: str, *, title: str | None = None, headers: dict | None = None):
+        super().__init__(detail)
+        self.status = status
+        self.title = title or HTTPStatus(status).phrase
+        self.detail = detail
+        self.headers = headers or {}
+
+
+def problem_body(status: int, title: str, detail: object) -> dict:
+    return {"type": "about:blank", "title": title, "status": status, "detail": detail}
+
+
+def problem_response(status: int, title: str, detail: object, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse(
+        problem_body(status, title, detail),
+        status_code=status,
+        headers=headers,
+        media_type=PROBLEM_CONTENT_TYPE,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map domain, validation and HTTP errors to problem responses."""
+
+    @app.exception_handler(ProblemError)
+    async def _problem(_: Request, exc: ProblemError) -> JSONResponse:
+        return problem_response(exc.status, exc.title, exc.detail, exc.headers)
+
+    @app.exception_handler(ImageError)
+    async def _image(_: Request, exc: ImageError) -> JSONResponse:
+        return problem_response(exc.status, exc.title, exc.detail)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": list(error.get("loc", ())), "msg": error.get("msg", ""), "type": error.get("type", "")}
+            for error in exc.errors()
+        ]
+        return problem_response(422, "Invalid request", errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem_response(exc.status_code, HTTPStatus(exc.status_code).phrase, exc.detail, exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(500, "Internal Server Error", "unexpected error; see the service log")

@@ -1,0 +1,93 @@
+"""One photo through the whole path: decode → batched model → upsample → render. Routes call this."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from anyio import to_thread
+
+from app import imaging
+from app.batcher import Batcher
+from app.schemas import BoundingBox, OutputMode, RenderOptions, SegmentResult, Timings
+from app.settings import Settings
+
+if TYPE_CHECKING:  # TensorFlow is heavy; only the lifespan imports the segmenter at runtime
+    from app.segmenter import Segmenter
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A finished answer: PNG bytes for image outputs, or the JSON result."""
+
+    png: bytes | None
+    result: SegmentResult
+
+
+class SegmentationService:
+    """Holds the model and its batcher; decoding and rendering run in worker threads, in parallel."""
+
+    def __init__(self, settings: Settings, segmenter: Segmenter, batcher: Batcher) -> None:
+        self.settings = settings
+        self.segmenter = segmenter
+        self.batcher = batcher
+        self.class_names = [str(c["name"]) for c in segmenter.metadata["classes"]]
+        self.colors = [tuple(int(v) for v in c["color"][:3]) for c in segmenter.metadata["classes"]]
+
+    async def segment(self, data: bytes, options: RenderOptions) -> Rendered:
+        """Segment one uploaded photo; raises imaging.ImageError for bad input, Overloaded when full."""
+        started = time.perf_counter()
+        photo = await to_thread.run_sync(self._decode, data, options.output)
+        decoded = time.perf_counter()
+        batch = await self.batcher.submit(photo.model_input)
+        inferred = time.perf_counter()
+        png, labels = await to_thread.run_sync(self._render, photo, batch.probabilities, options)
+        finished = time.perf_counter()
+        result = SegmentResult(
+            width=photo.width,
+            height=photo.height,
+            model_name=self.segmenter.name,
+            model_version=self.segmenter.version,
+            class_fractions=dict(
+                zip(self.class_names, imaging.class_fractions(labels, len(self.class_names)), strict=True)
+            ),
+            pet_bbox=_box(imaging.bounding_box(labels, imaging.PET_CLASS)),
+            timings=Timings(
+                decode_ms=(decoded - started) * 1e3,
+                queue_ms=batch.queued_s * 1e3,
+                inference_ms=batch.inference_s * 1e3,
+                render_ms=(finished - inferred) * 1e3,
+                total_ms=(finished - started) * 1e3,
+                batch_size=batch.batch_size,
+            ),
+        )
+        return Rendered(png=png, result=result)
+
+    def _decode(self, data: bytes, output: OutputMode) -> imaging.Photo:
+        return imaging.decode_photo(
+            data,
+            input_size=self.segmenter.input_size,
+            max_pixels=self.settings.max_pixels,
+            keep_pixels=output in (OutputMode.overlay, OutputMode.cutout),
+        )
+
+    def _render(
+        self, photo: imaging.Photo, probabilities: np.ndarray, options: RenderOptions
+    ) -> tuple[bytes | None, np.ndarray]:
+        segmentation = self.segmenter.upsample(probabilities, photo.height, photo.width)
+        labels = segmentation.labels
+        if options.output is OutputMode.mask:
+            return imaging.render_mask(labels, self.colors), labels
+        if options.output is OutputMode.overlay:
+            assert photo.rgb is not None
+            return imaging.render_overlay(photo.rgb, labels, self.colors, options.opacity), labels
+        if options.output is OutputMode.cutout:
+            assert photo.rgb is not None
+            return imaging.render_cutout(photo.rgb, segmentation.pet_alpha, options.background), labels
+        return None, labels
+
+
+def _box(box: dict[str, int] | None) -> BoundingBox | None:
+    return None if box is None else BoundingBox(**box)

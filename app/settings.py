@@ -1,0 +1,76 @@
+"""Every knob of the service, read from `PETSEG_*` environment variables (documented in the README)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The released model ships inside the repository, next to the package: <repo>/models/pet-unet.
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "pet-unet"
+
+
+class ModelDirError(Exception):
+    """The model directory is missing or is not a SavedModel export."""
+
+
+def resolve_model_version_dir(path: Path) -> Path:
+    """Return the SavedModel directory for `path`: itself if it is one, else its highest numeric version.
+
+    This mirrors TensorFlow Serving's base-path convention, so one directory can hold several exports
+    and the newest wins without reconfiguring the service.
+    """
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise ModelDirError(f"{path}: directory does not exist")
+    if (path / "saved_model.pb").is_file():
+        return path
+    versions = [
+        child
+        for child in path.iterdir()
+        if child.is_dir() and child.name.isdigit() and (child / "saved_model.pb").is_file()
+    ]
+    if not versions:
+        raise ModelDirError(f"{path}: no saved_model.pb, and no numeric version subdirectory containing one")
+    return max(versions, key=lambda child: int(child.name))
+
+
+class Settings(BaseSettings):
+    """Service configuration; each field is `PETSEG_<NAME>` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="PETSEG_", protected_namespaces=(), extra="ignore")
+
+    model_dir: Path = Field(
+        DEFAULT_MODEL_DIR,
+        description="SavedModel version directory, or a base of numeric versions (highest wins).",
+    )
+    max_upload_bytes: int = Field(20 * 1024 * 1024, gt=0, description="Largest request body accepted.")
+    max_pixels: int = Field(
+        40_000_000, gt=0, description="Largest photo (width x height) decoded; guards decompression bombs."
+    )
+    max_files_per_request: int = Field(16, gt=0, description="Most photos in one /segment/batch request.")
+    max_batch_size: int = Field(16, gt=0, description="Most photos the model sees in one forward pass.")
+    max_batch_wait_ms: float = Field(
+        5.0, ge=0, description="How long the first queued photo waits for others to join its batch."
+    )
+    queue_capacity: int = Field(
+        64, gt=0, description="Photos waiting for the model beyond which requests get 503 + Retry-After."
+    )
+    retry_after_seconds: int = Field(1, ge=0, description="Retry-After value sent with 503 when overloaded.")
+    api_key: SecretStr | None = Field(
+        None, description="If set, /segment requires it in the X-API-Key header. Ops endpoints stay open."
+    )
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    tf_intra_op_threads: int = Field(0, ge=0, description="TensorFlow intra-op threads (0: one per core).")
+    tf_inter_op_threads: int = Field(0, ge=0, description="TensorFlow inter-op threads (0: TF decides).")
+    gpu_memory_growth: bool = Field(
+        True, description="Allocate GPU memory as needed instead of all of it up front."
+    )
+
+    @cached_property
+    def model_version_dir(self) -> Path:
+        """The concrete SavedModel directory that `model_dir` points at (raises ModelDirError)."""
+        return resolve_model_version_dir(self.model_dir)
