@@ -1,0 +1,109 @@
+"""train -> export -> evaluate through the CLI, and the export contract the service relies on."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.conftest import TINY_INPUT_SIZE, run_cli
+from training.export import ExportError, check_roundtrip, export, parse_output
+
+METADATA_KEYS = {
+    "name",
+    "version",
+    "input_size",
+    "classes",
+    "metrics",
+    "training",
+    "data",
+    "library_versions",
+    "created_at",
+    "signature",
+    "export_check",
+}
+
+
+def test_run_directory_records_config_data_history_and_plots(tiny_run_dir):
+    for name in (
+        "config.json",
+        "data.json",
+        "history.csv",
+        "best.weights.h5",
+        "timing.json",
+        "curves.png",
+        "predictions.png",
+    ):
+        assert (tiny_run_dir / name).is_file(), name
+    data = json.loads((tiny_run_dir / "data.json").read_text())
+    assert (
+        data["splits"]["train"]["skipped_missing_photo"]
+        + data["splits"]["validation"]["skipped_missing_photo"]
+        == 1
+    )
+    assert json.loads((tiny_run_dir / "config.json").read_text())["input_size"] == TINY_INPUT_SIZE
+
+
+def test_export_follows_the_contract(tiny_model_dir):
+    version = tiny_model_dir / "1"
+    assert (version / "saved_model.pb").is_file() and (version / "variables").is_dir()
+    meta = json.loads((version / "metadata.json").read_text())
+    assert meta.keys() >= METADATA_KEYS
+    assert (meta["name"], meta["version"], meta["input_size"]) == ("tiny-pet", 1, TINY_INPUT_SIZE)
+    assert [c["name"] for c in meta["classes"]] == ["pet", "background", "border"]
+    assert set(meta["metrics"]) == {"validation", "test"}
+    assert meta["export_check"]["max_abs_diff"] <= 1e-4
+
+    fn = tf.saved_model.load(str(version)).signatures["serving_default"]
+    spec = fn.structured_input_signature[1]["images"]
+    assert spec.dtype == tf.uint8 and spec.shape.as_list() == [None, TINY_INPUT_SIZE, TINY_INPUT_SIZE, 3]
+    probs = fn(images=tf.zeros((2, TINY_INPUT_SIZE, TINY_INPUT_SIZE, 3), tf.uint8))["probabilities"].numpy()
+    assert probs.shape == (2, TINY_INPUT_SIZE, TINY_INPUT_SIZE, 3) and probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
+
+
+def test_evaluate_cli_prints_and_writes_metrics(tiny_model_dir, synthetic_root, tmp_path):
+    out = tmp_path / "eval.json"
+    proc = run_cli(
+        "evaluate",
+        "--model",
+        str(tiny_model_dir / "1"),
+        "--data-dir",
+        str(synthetic_root),
+        "--split",
+        "test",
+        "--output",
+        str(out),
+    )
+    report = json.loads(out.read_text())
+    assert "original_resolution" in proc.stdout
+    res = report["results"]["all"]
+    assert res["photos"] == 12
+    for key in ("model_resolution", "original_resolution"):
+        assert 0.0 <= res[key]["mean_iou"] <= 1.0 and set(res[key]["iou"]) == {"pet", "background", "border"}
+
+
+def test_export_refuses_a_non_numeric_version_and_an_existing_one(tiny_run_dir, tiny_model_dir):
+    with pytest.raises(ExportError, match="numeric version"):
+        parse_output("models/pet-unet/latest")
+    with pytest.raises(ExportError, match="already exists"):
+        export(tiny_run_dir, tiny_model_dir / "1")
+
+
+def test_roundtrip_check_fails_loudly_on_a_mismatch(tiny_model_dir):
+    from training.evaluate import SavedModelPredictor
+    from training.model import build_unet
+
+    other = build_unet(TINY_INPUT_SIZE, encoder_weights=None, alpha=0.35, decoder_scale=0.125)
+    images = np.random.default_rng(0).integers(
+        0, 255, (2, TINY_INPUT_SIZE, TINY_INPUT_SIZE, 3), dtype=np.uint8
+    )
+    with pytest.raises(ExportError, match="differs"):
+        check_roundtrip(other, SavedModelPredictor(tiny_model_dir / "1"), images)
+
+
+def test_every_cli_command_documents_its_options():
+    for cmd in ("train", "evaluate", "export", "benchmark"):
+        assert "usage:" in run_cli(cmd, "--help").stdout

@@ -1,0 +1,75 @@
+"""The U-Net has the seed's shape, scales its own input and learns on synthetic data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from training.config import TrainConfig
+from training.model import SKIP_LAYERS, build_unet, set_encoder_trainable
+from training.train import compile_model
+
+SHARED_WEIGHTS = Path(__file__).resolve().parents[3] / "shared/weights/mobilenet_v2_1.0_224_no_top.weights.h5"
+
+
+def tiny(size=64):
+    return build_unet(size, encoder_weights=None, alpha=0.35, decoder_scale=0.125)
+
+
+def test_output_is_logits_per_pixel_for_three_classes():
+    model = tiny(64)
+    out = model(np.zeros((2, 64, 64, 3), np.float32))
+    assert tuple(out.shape) == (2, 64, 64, 3)
+
+
+def test_encoder_is_tapped_at_the_seed_layers_and_frozen():
+    model = tiny()
+    encoder = model.get_layer("encoder")
+    assert [t.name.split("/")[0] for t in encoder.outputs] == list(SKIP_LAYERS) or len(encoder.outputs) == 5
+    assert not encoder.trainable
+    set_encoder_trainable(model, True, from_layer="block_13_expand")
+    trainable = [layer.name for layer in encoder.layers if layer.trainable and layer.weights]
+    assert trainable and all(not n.startswith(("block_1_", "block_6_", "Conv1")) for n in trainable)
+
+
+def test_normalisation_to_minus_one_one_is_inside_the_model():
+    model = tiny()
+    scale = model.get_layer("to_minus1_1")
+    out = np.asarray(scale(np.array([[[[0.0, 127.5, 255.0]]]], np.float32)))
+    np.testing.assert_allclose(out.ravel(), [-1.0, 0.0, 1.0], atol=1e-6)
+
+
+def test_unknown_weights_path_is_a_clear_error():
+    with pytest.raises(FileNotFoundError, match="encoder weights"):
+        build_unet(64, encoder_weights="/nonexistent/weights.h5")
+
+
+@pytest.mark.skipif(not SHARED_WEIGHTS.exists(), reason="shared ImageNet weights not present")
+def test_shared_imagenet_weights_load_into_the_encoder():
+    encoder = build_unet(128, encoder_weights=str(SHARED_WEIGHTS)).get_layer("encoder")
+    reference = keras.applications.MobileNetV2(input_shape=(128, 128, 3), include_top=False, weights=None)
+    random_kernel = reference.get_layer("Conv1").kernel.numpy()
+    reference.load_weights(SHARED_WEIGHTS)
+    for name in ("Conv1", "block_6_expand", "block_16_project"):
+        np.testing.assert_array_equal(
+            encoder.get_layer(name).kernel.numpy(), reference.get_layer(name).kernel.numpy()
+        )
+    assert not np.allclose(random_kernel, encoder.get_layer("Conv1").kernel.numpy())
+
+
+def test_a_few_training_steps_lower_the_loss(synthetic_root):
+    from training import data as pet_data
+
+    source = pet_data.DirectorySource(synthetic_root)
+    img, mask, _, _ = pet_data.load_arrays(source, "train", 64, 0, 0.1)
+    keras.utils.set_random_seed(0)
+    model = tiny(64)
+    compile_model(model, TrainConfig(data_dir="", run_dir="", dice_weight=0.5), 3e-3)
+    x, y = img[:16].astype(np.float32), mask[:16]
+    first = float(model.train_on_batch(x, y, return_dict=True)["loss"])
+    for _ in range(15):
+        last = float(model.train_on_batch(x, y, return_dict=True)["loss"])
+    assert last < 0.8 * first

@@ -1,0 +1,318 @@
+"""Oxford-IIIT Pet: read the official layout (or tensorflow-datasets), split, cache, augment.
+
+Labels follow the seed: trimap value - 1 -> 0 pet, 1 background, 2 border. Every source yields the
+same `Sample` records, so the tf.data pipeline after them is one and the same.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import logging
+import tempfile
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image, ImageOps
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation", "test")
+SYNTHETIC = "synthetic"
+TFDS = "tfds"
+
+
+@dataclass(frozen=True)
+class Sample:
+    stem: str
+    image: np.ndarray  # uint8 [H, W, 3], RGB
+    mask: np.ndarray  # uint8 [H, W], class indices
+    part: str = "original"  # "original" or "resized" (the shared copy stores some photos at 299 px)
+
+
+@dataclass
+class LoadReport:
+    """What a split listed, what it really held, and what was skipped and why."""
+
+    split: str
+    listed: int = 0
+    loaded: int = 0
+    missing: list[str] = field(default_factory=list)
+    corrupt: dict[str, str] = field(default_factory=dict)
+    parts: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {
+            "split": self.split,
+            "listed": self.listed,
+            "loaded": self.loaded,
+            "skipped_missing_photo": len(self.missing),
+            "skipped_corrupt": self.corrupt,
+            "parts": self.parts,
+        }
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any Pillow mode (L, P, RGBA, CMYK, I;16, ...) as 8-bit RGB, EXIF orientation applied."""
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.float32)
+        scale = 255.0 / max(float(arr.max()), 1.0) if img.mode == "I" else 1 / 257.0
+        img = Image.fromarray(np.clip(arr * scale, 0, 255).astype(np.uint8), "L")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        # Composite on white rather than dropping alpha, so transparent areas do not turn black.
+        rgba = img.convert("RGBA")
+        bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(bg, rgba)
+    return img.convert("RGB")
+
+
+def decode_photo(path: Path, draft_size: int | None = None) -> np.ndarray:
+    """Decode a photo by its content (not its extension) into an RGB uint8 array."""
+    with Image.open(path) as img:
+        if draft_size and img.format == "JPEG":
+            # JPEG can decode straight to a 1/2, 1/4 or 1/8 scale: much faster for small targets.
+            img.draft("RGB", (draft_size, draft_size))
+        return np.asarray(to_rgb(img))
+
+
+def trimap_to_labels(trimap: np.ndarray) -> np.ndarray:
+    """Official trimap (1 pet, 2 background, 3 border) -> class indices (0, 1, 2)."""
+    labels = trimap.astype(np.int16) - 1
+    if labels.min() < 0 or labels.max() > 2:
+        raise ValueError(f"trimap values outside 1..3: {np.unique(trimap).tolist()}")
+    return labels.astype(np.uint8)
+
+
+def is_validation(stem: str, seed: int, fraction: float) -> bool:
+    """Seeded, order-independent validation membership: the same stems for every source and run."""
+    h = hashlib.sha256(f"{seed}:{stem}".encode()).digest()
+    return int.from_bytes(h[:8], "big") / 2**64 < fraction
+
+
+def read_list(root: Path, name: str) -> list[str]:
+    """Stems of an official list file (`trainval.txt`, `test.txt`); comment lines skipped."""
+    stems = []
+    for line in (root / "annotations" / f"{name}.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            stems.append(line.split()[0])
+    return stems
+
+
+def read_parts(root: Path) -> dict[str, str]:
+    """Stem -> "original"/"resized" from the shared copy's manifest.csv; empty when there is none."""
+    manifest = root / "manifest.csv"
+    if not manifest.exists():
+        return {}
+    with manifest.open(newline="") as f:
+        return {row["stem"]: row.get("resolution") or "original" for row in csv.DictReader(f)}
+
+
+class DirectorySource:
+    """The official release layout: images/, annotations/trimaps/, annotations/{trainval,test}.txt."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        if not (self.root / "annotations" / "trainval.txt").exists():
+            raise FileNotFoundError(
+                f"{self.root}: not an Oxford-IIIT Pet layout (no annotations/trainval.txt)"
+            )
+        self.parts = read_parts(self.root)
+
+    def describe(self) -> str:
+        return str(self.root.resolve())
+
+    def stems(self, official_split: str) -> list[str]:
+        return read_list(self.root, official_split)
+
+    def load(self, stem: str, draft_size: int | None = None) -> Sample:
+        image = decode_photo(self.root / "images" / f"{stem}.jpg", draft_size)
+        with Image.open(self.root / "annotations" / "trimaps" / f"{stem}.png") as t:
+            mask = trimap_to_labels(np.asarray(t.convert("L")))
+        if mask.shape != image.shape[:2] and not draft_size:
+            raise ValueError(
+                f"photo {image.shape[1]}x{image.shape[0]} but trimap {mask.shape[1]}x{mask.shape[0]}"
+            )
+        return Sample(stem, image, mask, self.parts.get(stem, "original"))
+
+    def has_photo(self, stem: str) -> bool:
+        return (self.root / "images" / f"{stem}.jpg").exists()
+
+
+def iter_samples(
+    source: DirectorySource,
+    split: str,
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    draft_size: int | None = None,
+    report: LoadReport | None = None,
+    workers: int = 2,
+) -> Iterator[Sample]:
+    """Yield the photos of `split` (train/validation/test), skipping missing and corrupt ones.
+
+    train and validation partition the official `trainval` list; test is the official `test` list.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
+    report = report if report is not None else LoadReport(split)
+    official = "test" if split == "test" else "trainval"
+    stems = source.stems(official)
+    if split != "test":
+        want_val = split == "validation"
+        stems = [s for s in stems if is_validation(s, seed, val_fraction) == want_val]
+    report.listed = len(stems)
+    present = []
+    for stem in stems:
+        (present if source.has_photo(stem) else report.missing).append(stem)
+
+    def load(stem):
+        try:
+            return source.load(stem, draft_size)
+        except Exception as e:  # a broken file is reported and skipped, never fatal
+            return f"{type(e).__name__}: {e}"
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for stem, result in zip(present, pool.map(load, present), strict=True):
+            if isinstance(result, str):
+                log.warning("skipping %s: %s", stem, result)
+                report.corrupt[stem] = result
+                continue
+            report.loaded += 1
+            report.parts[result.part] = report.parts.get(result.part, 0) + 1
+            yield result
+
+
+class TfdsSource:
+    """The same records from tensorflow-datasets' `oxford_iiit_pet` (needs the internet once)."""
+
+    def __init__(self, data_dir: str | None = None):
+        import tensorflow_datasets as tfds
+
+        self._builder = tfds.builder("oxford_iiit_pet", data_dir=data_dir)
+        self._builder.download_and_prepare()
+        self._cache: dict[str, list] = {}
+
+    def describe(self) -> str:
+        return f"tensorflow-datasets oxford_iiit_pet ({self._builder.data_dir})"
+
+    def _records(self, official_split: str) -> list:
+        if official_split not in self._cache:
+            ds = self._builder.as_dataset(split="train" if official_split == "trainval" else "test")
+            recs = {}
+            for ex in ds.as_numpy_iterator():
+                stem = Path(ex["file_name"].decode()).stem
+                recs[stem] = ex
+            self._cache[official_split] = recs
+        return self._cache[official_split]
+
+    def stems(self, official_split: str) -> list[str]:
+        return sorted(self._records(official_split))
+
+    def has_photo(self, stem: str) -> bool:
+        return True
+
+    def load(self, stem: str, draft_size: int | None = None) -> Sample:
+        for recs in self._cache.values():
+            if stem in recs:
+                ex = recs[stem]
+                return Sample(stem, ex["image"], trimap_to_labels(ex["segmentation_mask"][..., 0]))
+        raise KeyError(stem)
+
+
+def open_source(data_dir: str, seed: int = 0):
+    """`synthetic` (a tiny generated set), `tfds[:DIR]`, or a directory in the official layout."""
+    if data_dir == SYNTHETIC:
+        from training.synthetic import write_synthetic_dataset
+
+        root = Path(tempfile.mkdtemp(prefix="petseg-synthetic-"))
+        write_synthetic_dataset(root, seed=seed)
+        return DirectorySource(root)
+    if data_dir == TFDS or data_dir.startswith(TFDS + ":"):
+        return TfdsSource(data_dir.partition(":")[2] or None)
+    return DirectorySource(data_dir)
+
+
+def resize_pair(sample: Sample, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Whole photo to size x size: image bilinear, mask nearest-neighbour (as the service resizes)."""
+    image = np.asarray(Image.fromarray(sample.image).resize((size, size), Image.BILINEAR))
+    mask = np.asarray(Image.fromarray(sample.mask).resize((size, size), Image.NEAREST))
+    return image, mask
+
+
+def load_arrays(
+    source, split: str, size: int, seed: int, val_fraction: float
+) -> tuple[np.ndarray, np.ndarray, list[str], LoadReport]:
+    """Decode a split once into size x size arrays (images uint8 [N,S,S,3], masks uint8 [N,S,S,1])."""
+    report = LoadReport(split)
+    images, masks, stems = [], [], []
+    for s in iter_samples(source, split, seed, val_fraction, draft_size=size, report=report):
+        img, m = resize_pair(s, size)
+        images.append(img)
+        masks.append(m[..., None])
+        stems.append(s.stem)
+    if not images:
+        raise ValueError(f"{source.describe()}: split {split!r} has no usable photos")
+    return np.stack(images), np.stack(masks), stems, report
+
+
+def augment(image, mask, seed, output_size: int, crop: bool = True, jitter: bool = True):
+    """Horizontal flip, plus (optionally) a random resized crop and colour jitter.
+
+    Geometry is identical on image and mask. `seed` is a [2] int tensor; every random op is
+    stateless, so a run is reproducible. crop=jitter=False is the seed's flip-only augmentation.
+    """
+    seeds = tf.random.experimental.stateless_split(seed, num=6)
+    if crop:
+        begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+            tf.shape(image),
+            bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
+            seed=seeds[0],
+            min_object_covered=0.0,
+            aspect_ratio_range=(0.75, 1.33),
+            area_range=(0.45, 1.0),
+            use_image_if_no_bounding_boxes=True,
+        )
+        image = tf.slice(image, begin, size)
+        mask = tf.slice(mask, begin, tf.concat([size[:2], [1]], 0))
+    image = tf.image.resize(image, (output_size, output_size), method="bilinear")
+    mask = tf.image.resize(mask, (output_size, output_size), method="nearest")
+    flip = tf.random.stateless_uniform([], seeds[1]) < 0.5
+    image = tf.cond(flip, lambda: tf.image.flip_left_right(image), lambda: image)
+    mask = tf.cond(flip, lambda: tf.image.flip_left_right(mask), lambda: mask)
+    if jitter:
+        x = image / 255.0
+        x = tf.image.stateless_random_brightness(x, 0.1, seeds[2])
+        x = tf.image.stateless_random_contrast(x, 0.8, 1.2, seeds[3])
+        x = tf.image.stateless_random_saturation(x, 0.8, 1.2, seeds[4])
+        x = tf.image.stateless_random_hue(x, 0.02, seeds[5])
+        image = tf.clip_by_value(x, 0.0, 1.0) * 255.0
+    return image, tf.cast(mask, tf.uint8)
+
+
+def train_dataset(
+    images: np.ndarray, masks: np.ndarray, batch_size: int, input_size: int, seed: int, full: bool = True
+) -> tf.data.Dataset:
+    """Cached arrays -> shuffled, augmented, batched, prefetched batches (decoding happened once, before)."""
+    n = len(images)
+    ds = tf.data.Dataset.from_tensor_slices((images, masks)).cache()
+    ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+    # A seeded stream of per-element seeds: different crops each epoch, the same ones every run.
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    ds = tf.data.Dataset.zip((ds, seeds))
+    ds = ds.map(
+        lambda pair, s: augment(tf.cast(pair[0], tf.float32), pair[1], s, input_size, full, full),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    return ds.batch(batch_size, drop_remainder=n >= batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def eval_dataset(images: np.ndarray, masks: np.ndarray, batch_size: int) -> tf.data.Dataset:
+    """Validation/test batches: no augmentation, float images in [0, 255] as the model expects."""
+    ds = tf.data.Dataset.from_tensor_slices((images, masks)).cache()
+    ds = ds.map(lambda i, m: (tf.cast(i, tf.float32), m), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,125 @@
+"""Score an exported SavedModel the way the service uses it.
+
+Photos are resized to the model's input, probabilities come back at S x S and are upsampled
+(bilinear) to each photo's own size before the argmax; masks are scored there ("original"
+resolution) and also at S x S ("model" resolution), overall and per part of the data
+("original"-resolution photos vs the shared copy's 299 px "resized" ones).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from training import data as pet_data
+from training.metrics import confusion_matrix, scores_to_json
+
+
+class SavedModelPredictor:
+    """The exported `serving_default` signature as a NumPy function: uint8 [B,S,S,3] -> probabilities."""
+
+    def __init__(self, model_dir: str | Path):
+        self.model_dir = Path(model_dir)
+        self._loaded = tf.saved_model.load(str(self.model_dir))
+        self._fn = self._loaded.signatures["serving_default"]
+        meta = self.model_dir / "metadata.json"
+        self.metadata = json.loads(meta.read_text()) if meta.exists() else {}
+        # The signature itself knows S, so a freshly written export (no metadata yet) works too.
+        self.input_size = int(self._fn.structured_input_signature[1]["images"].shape[1])
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        return self._fn(images=tf.constant(images, tf.uint8))["probabilities"].numpy()
+
+
+def upsample_argmax(probs: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bilinear upsampling of S x S probabilities to the photo size, then the class per pixel."""
+    big = tf.image.resize(probs[None], (height, width), method="bilinear")[0]
+    return tf.argmax(big, axis=-1, output_type=tf.int32).numpy().astype(np.uint8)
+
+
+def evaluate_predictor(predict, input_size: int, samples, batch_size: int = 16) -> dict:
+    """Confusion matrices per part and resolution, for any `predict(uint8 batch) -> probabilities`."""
+    cms: dict[tuple[str, str], np.ndarray] = defaultdict(lambda: np.zeros((3, 3), np.int64))
+    photos: dict[str, int] = defaultdict(int)
+
+    def flush(batch):
+        small = np.stack(
+            [
+                np.asarray(Image.fromarray(s.image).resize((input_size, input_size), Image.BILINEAR))
+                for s in batch
+            ]
+        )
+        probs = predict(small)
+        for s, p in zip(batch, probs, strict=True):
+            small_mask = np.asarray(Image.fromarray(s.mask).resize((input_size, input_size), Image.NEAREST))
+            full_pred = upsample_argmax(p, *s.mask.shape)
+            for part in ("all", s.part):
+                cms[(part, "model_resolution")] += confusion_matrix(small_mask, p.argmax(-1))
+                cms[(part, "original_resolution")] += confusion_matrix(s.mask, full_pred)
+                photos[part] += 1
+
+    batch = []
+    for s in samples:
+        batch.append(s)
+        if len(batch) == batch_size:
+            flush(batch)
+            batch = []
+    if batch:
+        flush(batch)
+    results: dict = {}
+    for (part, res), cm in sorted(cms.items()):
+        results.setdefault(part, {"photos": photos[part]})[res] = scores_to_json(cm)
+    return results
+
+
+def evaluate_model_dir(
+    model_dir: str | Path,
+    data_dir: str,
+    split: str = "test",
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    batch_size: int = 16,
+) -> dict:
+    """Metrics of an exported model on one split of a data source, as a JSON-ready dict."""
+    predictor = SavedModelPredictor(model_dir)
+    source = pet_data.open_source(data_dir, seed)
+    report = pet_data.LoadReport(split)
+    t0 = time.perf_counter()
+    results = evaluate_predictor(
+        predictor,
+        predictor.input_size,
+        pet_data.iter_samples(source, split, seed, val_fraction, report=report),
+        batch_size,
+    )
+    return {
+        "model": str(model_dir),
+        "split": split,
+        "data": source.describe(),
+        "load_report": report.to_json(),
+        "seconds": round(time.perf_counter() - t0, 1),
+        "results": results,
+    }
+
+
+def format_table(report: dict) -> str:
+    """The headline numbers as a small fixed-width table."""
+    lines = [
+        f"split={report['split']}  model={report['model']}",
+        f"{'part':<10}{'resolution':<22}{'photos':>7}{'pix_acc':>9}{'mIoU':>7}{'fgIoU':>7}"
+        f"{'pet':>7}{'bg':>7}{'border':>8}",
+    ]
+    for part, res in report["results"].items():
+        for key in ("model_resolution", "original_resolution"):
+            s = res[key]
+            lines.append(
+                f"{part:<10}{key:<22}{res['photos']:>7}{s['pixel_accuracy']:>9.4f}{s['mean_iou']:>7.4f}"
+                f"{s['foreground_iou']:>7.4f}{s['iou']['pet']:>7.4f}{s['iou']['background']:>7.4f}"
+                f"{s['iou']['border']:>8.4f}"
+            )
+    return "\n".join(lines)

@@ -1,0 +1,165 @@
+"""Export a run's best weights as a SavedModel following the contract in docs/design.md.
+
+models/<name>/<version>/saved_model.pb + variables/ + metadata.json. Signature `serving_default`:
+`images` uint8 [batch, S, S, 3] -> `probabilities` float32 [batch, S, S, 3]; normalisation inside.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import keras
+import numpy as np
+import PIL
+import tensorflow as tf
+
+from training import CLASS_COLORS, CLASS_NAMES
+from training import data as pet_data
+from training.config import TrainConfig
+from training.evaluate import SavedModelPredictor, evaluate_predictor
+from training.model import build_unet
+from training.train import BEST_WEIGHTS
+
+CONTRACT_VERSION = 1
+MAX_ABS_DIFF = 1e-4
+
+
+class ExportError(RuntimeError):
+    pass
+
+
+def parse_output(output: str | Path) -> tuple[str, int]:
+    """models/<name>/<version> -> (name, version); the version must be a positive integer (TF Serving)."""
+    out = Path(output)
+    if not out.name.isdigit() or int(out.name) < 1:
+        raise ExportError(f"{out}: the last path component must be a numeric version, e.g. models/pet-unet/1")
+    return out.parent.name, int(out.name)
+
+
+def load_run_model(run_dir: Path) -> tuple[keras.Model, TrainConfig]:
+    cfg = TrainConfig.load(run_dir)
+    weights = run_dir / BEST_WEIGHTS
+    if not weights.exists():
+        raise ExportError(
+            f"{weights}: no best checkpoint in this run directory (did training finish an epoch?)"
+        )
+    model = build_unet(cfg.input_size, encoder_weights=None, alpha=cfg.alpha, decoder_scale=cfg.decoder_scale)
+    model.load_weights(weights)
+    return model, cfg
+
+
+def write_savedmodel(model: keras.Model, input_size: int, output: Path) -> None:
+    """uint8 photos in, softmax probabilities out; the float cast and [-1, 1] scaling live in the graph."""
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+
+    def serve(images):
+        logits = model(tf.cast(images, tf.float32), training=False)
+        return {"probabilities": tf.nn.softmax(logits, axis=-1)}
+
+    archive.add_endpoint(
+        name="serving_default",
+        fn=serve,
+        input_signature=[tf.TensorSpec([None, input_size, input_size, 3], tf.uint8, name="images")],
+    )
+    archive.write_out(str(output), verbose=False)
+
+
+def check_roundtrip(model: keras.Model, predictor: SavedModelPredictor, images: np.ndarray) -> float:
+    """Max |SavedModel - Keras| on a batch; raises when it exceeds MAX_ABS_DIFF."""
+    expected = tf.nn.softmax(model(images.astype(np.float32), training=False), axis=-1).numpy()
+    got = predictor(images)
+    diff = float(np.max(np.abs(expected - got)))
+    if got.shape != expected.shape or not diff <= MAX_ABS_DIFF:
+        raise ExportError(
+            f"SavedModel output differs from the Keras model: max abs diff {diff:.3g} > {MAX_ABS_DIFF}"
+        )
+    return diff
+
+
+def library_versions() -> dict:
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "pillow": PIL.__version__,
+    }
+
+
+def export(
+    run_dir: str | Path,
+    output: str | Path,
+    evaluate_splits: tuple[str, ...] = ("validation",),
+    data_dir: str | None = None,
+    overwrite: bool = False,
+) -> dict:
+    """Write the SavedModel and metadata.json, verify the round trip, evaluate on held-out splits."""
+    run_dir, output = Path(run_dir), Path(output)
+    name, version = parse_output(output)
+    if output.exists():
+        if not overwrite:
+            raise ExportError(
+                f"{output} already exists (versions are immutable; pick a new one or --overwrite)"
+            )
+        shutil.rmtree(output)
+    model, cfg = load_run_model(run_dir)
+    data_dir = data_dir or cfg.data_dir
+    source = pet_data.open_source(data_dir, cfg.seed)
+    val = list(pet_data.iter_samples(source, "validation", cfg.seed, cfg.val_fraction))
+    check_batch = np.stack([pet_data.resize_pair(s, cfg.input_size)[0] for s in val[:8]])
+
+    tmp = output.with_name(f".{output.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        write_savedmodel(model, cfg.input_size, tmp)
+        predictor = SavedModelPredictor(tmp)
+        diff = check_roundtrip(model, predictor, check_batch)
+        metrics = {}
+        for split in evaluate_splits:
+            samples = (
+                val
+                if split == "validation"
+                else pet_data.iter_samples(source, split, cfg.seed, cfg.val_fraction)
+            )
+            metrics[split] = evaluate_predictor(predictor, cfg.input_size, samples)
+        run_data = json.loads((run_dir / "data.json").read_text()) if (run_dir / "data.json").exists() else {}
+        run_data.pop("validation_stems", None)
+        metadata = {
+            "contract_version": CONTRACT_VERSION,
+            "name": name,
+            "version": version,
+            "input_size": cfg.input_size,
+            "signature": {
+                "name": "serving_default",
+                "inputs": {"images": {"dtype": "uint8", "shape": [None, cfg.input_size, cfg.input_size, 3]}},
+                "outputs": {
+                    "probabilities": {
+                        "dtype": "float32",
+                        "shape": [None, cfg.input_size, cfg.input_size, len(CLASS_NAMES)],
+                    }
+                },
+            },
+            "preprocessing": "whole photo resized to input_size x input_size (bilinear), RGB uint8; "
+            "scaling to [-1, 1] is inside the graph",
+            "classes": [
+                {"index": i, "name": n, "color": list(c)}
+                for i, (n, c) in enumerate(zip(CLASS_NAMES, CLASS_COLORS, strict=True))
+            ],
+            "metrics": metrics,
+            "training": {k: v for k, v in json.loads((run_dir / "config.json").read_text()).items()},
+            "data": run_data,
+            "export_check": {"max_abs_diff": diff, "tolerance": MAX_ABS_DIFF},
+            "library_versions": library_versions(),
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        (tmp / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
+        tmp.rename(output)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return metadata

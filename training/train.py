@@ -1,0 +1,206 @@
+"""Keras `fit` in two phases: decoder on a frozen encoder, then (optionally) the encoder fine-tuned.
+
+Everything a run produces lands in its run directory: config.json, data.json (what it saw),
+history.csv, best.weights.h5 (best on validation mean IoU), timing.json, plots, and a backup that
+lets an interrupted run resume where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from training import data as pet_data
+from training.config import TrainConfig
+from training.losses import SegmentationLoss
+from training.metrics import training_metrics
+from training.model import build_unet, set_encoder_trainable
+
+log = logging.getLogger(__name__)
+
+BEST_WEIGHTS = "best.weights.h5"
+HISTORY = "history.csv"
+STATE = "state.json"
+MONITOR = "val_mean_iou"
+
+
+class EpochTiming(keras.callbacks.Callback):
+    """Wall time and images/s of every epoch, by phase, appended to timing.json."""
+
+    def __init__(self, path: Path, phase: str, images_per_epoch: int):
+        super().__init__()
+        self.path, self.phase, self.images = path, phase, images_per_epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t0 = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self._t0
+        rows = json.loads(self.path.read_text()) if self.path.exists() else []
+        rows.append(
+            {
+                "epoch": epoch + 1,
+                "phase": self.phase,
+                "seconds": round(seconds, 2),
+                "train_images_per_s": round(self.images / seconds, 2),
+            }
+        )
+        self.path.write_text(json.dumps(rows, indent=1) + "\n")
+
+
+def compile_model(model: keras.Model, cfg: TrainConfig, learning_rate: float) -> None:
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=SegmentationLoss(dice_weight=cfg.dice_weight),
+        metrics=training_metrics(),
+        jit_compile=False,
+    )
+
+
+def best_so_far(run_dir: Path) -> float | None:
+    """Best validation score already logged, so a resumed run doesn't overwrite a better checkpoint."""
+    path = run_dir / HISTORY
+    if not path.exists():
+        return None
+    import csv
+
+    with path.open() as f:
+        values = [float(r[MONITOR]) for r in csv.DictReader(f) if r.get(MONITOR)]
+    return max(values) if values else None
+
+
+def logged_epochs(run_dir: Path) -> int:
+    path = run_dir / HISTORY
+    return max(0, len(path.read_text().splitlines()) - 1) if path.exists() else 0
+
+
+def callbacks(run_dir: Path, cfg: TrainConfig, phase: str, images_per_epoch: int) -> list:
+    return [
+        keras.callbacks.BackupAndRestore(str(run_dir / f"backup-{phase}")),
+        keras.callbacks.ModelCheckpoint(
+            str(run_dir / BEST_WEIGHTS),
+            monitor=MONITOR,
+            mode="max",
+            save_best_only=True,
+            save_weights_only=True,
+            initial_value_threshold=best_so_far(run_dir),
+        ),
+        keras.callbacks.EarlyStopping(monitor=MONITOR, mode="max", patience=cfg.patience),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=3, min_lr=1e-6),
+        keras.callbacks.CSVLogger(str(run_dir / HISTORY), append=True),
+        EpochTiming(run_dir / "timing.json", phase, images_per_epoch),
+    ]
+
+
+def prepare_run(cfg: TrainConfig) -> TrainConfig:
+    """Create the run directory, or resume one: an existing config.json wins over new arguments."""
+    run_dir = Path(cfg.run_dir)
+    if (run_dir / "config.json").exists():
+        saved = TrainConfig.load(run_dir)
+        saved.run_dir = str(run_dir)
+        log.info("resuming run in %s with its recorded configuration", run_dir)
+        return saved
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg.save(run_dir)
+    return cfg
+
+
+def load_training_data(cfg: TrainConfig):
+    """Decode train and validation photos once into cached arrays; returns datasets and data.json."""
+    source = pet_data.open_source(cfg.data_dir, cfg.seed)
+    cache_size = round(cfg.input_size * cfg.cache_scale) if cfg.augment == "full" else cfg.input_size
+    t0 = time.perf_counter()
+    tr_img, tr_mask, tr_stems, tr_report = pet_data.load_arrays(
+        source, "train", cache_size, cfg.seed, cfg.val_fraction
+    )
+    va_img, va_mask, va_stems, va_report = pet_data.load_arrays(
+        source, "validation", cfg.input_size, cfg.seed, cfg.val_fraction
+    )
+    decode_s = time.perf_counter() - t0
+    overlap = set(tr_stems) & set(va_stems)
+    if overlap:  # cannot happen with is_validation; guard the invariant the metrics rely on
+        raise RuntimeError(f"train/validation overlap: {sorted(overlap)[:5]}")
+    info = {
+        "source": source.describe(),
+        "decode_seconds": round(decode_s, 1),
+        "splits": {"train": tr_report.to_json(), "validation": va_report.to_json()},
+        "validation_stems": va_stems,
+    }
+    train_ds = pet_data.train_dataset(
+        tr_img, tr_mask, cfg.batch_size, cfg.input_size, cfg.seed, full=cfg.augment == "full"
+    )
+    val_ds = pet_data.eval_dataset(va_img, va_mask, cfg.batch_size)
+    return train_ds, val_ds, (va_img, va_mask, va_stems), info, len(tr_img)
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Run (or resume) both phases; returns the best validation scores."""
+    cfg = prepare_run(cfg)
+    run_dir = Path(cfg.run_dir)
+    keras.utils.set_random_seed(cfg.seed)
+    train_ds, val_ds, val_arrays, info, n_train = load_training_data(cfg)
+    (run_dir / "data.json").write_text(json.dumps(info, indent=1) + "\n")
+    log.info("data: %s", {k: v["loaded"] for k, v in info["splits"].items()})
+    steps = cfg.steps_per_epoch
+    if steps:
+        train_ds = train_ds.repeat()
+    images_per_epoch = (steps or max(1, n_train // cfg.batch_size)) * cfg.batch_size
+    verbose = 1 if sys.stdout.isatty() else 2
+    state = json.loads((run_dir / STATE).read_text()) if (run_dir / STATE).exists() else {}
+
+    model = build_unet(
+        cfg.input_size, encoder_weights=cfg.encoder_weights, alpha=cfg.alpha, decoder_scale=cfg.decoder_scale
+    )
+    if not state.get("frozen_done"):
+        compile_model(model, cfg, cfg.learning_rate)
+        model.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=cfg.epochs,
+            steps_per_epoch=steps,
+            callbacks=callbacks(run_dir, cfg, "frozen", images_per_epoch),
+            verbose=verbose,
+        )
+        state["frozen_done"] = True
+        state["frozen_epochs"] = logged_epochs(run_dir)
+        (run_dir / STATE).write_text(json.dumps(state) + "\n")
+
+    if cfg.fine_tune_epochs > 0 and not state.get("fine_tune_done"):
+        model.load_weights(run_dir / BEST_WEIGHTS)
+        set_encoder_trainable(model, True, cfg.fine_tune_from)
+        compile_model(model, cfg, cfg.fine_tune_learning_rate)
+        start = state["frozen_epochs"]
+        model.fit(
+            train_ds,
+            validation_data=val_ds,
+            initial_epoch=start,
+            epochs=start + cfg.fine_tune_epochs,
+            steps_per_epoch=steps,
+            callbacks=callbacks(run_dir, cfg, "fine_tune", images_per_epoch),
+            verbose=verbose,
+        )
+        state["fine_tune_done"] = True
+        (run_dir / STATE).write_text(json.dumps(state) + "\n")
+
+    model.load_weights(run_dir / BEST_WEIGHTS)
+    compile_model(model, cfg, cfg.learning_rate)
+    best = model.evaluate(val_ds, return_dict=True, verbose=0)
+    best = {k: float(v) for k, v in best.items()}
+    (run_dir / "best_validation.json").write_text(json.dumps(best, indent=1) + "\n")
+
+    from training import plots
+
+    plots.plot_history(run_dir / HISTORY, run_dir / "curves.png")
+    va_img, va_mask, va_stems = val_arrays
+    k = min(6, len(va_img))
+    probs = model.predict(va_img[:k].astype(np.float32), verbose=0)
+    plots.plot_predictions(
+        va_img[:k], va_mask[:k, ..., 0], probs.argmax(-1), va_stems[:k], run_dir / "predictions.png"
+    )
+    return best
