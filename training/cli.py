@@ -106,6 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--encoder-weights", default="none")
     b.add_argument("--steps", type=int, default=20)
     b.add_argument("--augment", choices=("full", "flip"), default="full")
+    sh = sub.add_parser(
+        "showcase",
+        help="run a SavedModel on scikit-image's real photos (not from the dataset)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    sh.add_argument("--model", required=True, help="a SavedModel version directory")
+    sh.add_argument("--out", type=Path, required=True, help="directory for showcase.png and showcase.json")
     return p
 
 
@@ -153,4 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         from training.benchmark import benchmark_input
 
         print(json.dumps(benchmark_input(args), indent=1))
+    elif args.command == "showcase":
+        from training.showcase import showcase
+
+        print(json.dumps(showcase(args.model, args.out), indent=1))
     return 0

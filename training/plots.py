@@ -42,22 +42,26 @@ def plot_history(history_csv: Path, out: Path) -> Path:
     return out
 
 
-def plot_predictions(images, true_masks, pred_masks, titles, out: Path) -> Path:
-    """Rows of photo | true mask | predicted mask, as the seed's `display`."""
-    n = len(images)
-    fig, axes = plt.subplots(n, 3, figsize=(7.5, 2.5 * n), squeeze=False)
-    for i in range(n):
-        for j, (img, label) in enumerate(
-            (
-                (images[i], titles[i]),
-                (colorize(true_masks[i]), "true mask"),
-                (colorize(pred_masks[i]), "predicted"),
-            )
-        ):
-            axes[i][j].imshow(np.asarray(img).astype(np.uint8))
-            axes[i][j].set_title(label, fontsize=8)
-            axes[i][j].axis("off")
+def plot_grid(rows, out: Path) -> Path:
+    """A grid of titled images: `rows` is a list of rows, each a list of (image, title)."""
+    ncols = max(len(r) for r in rows)
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(2.5 * ncols, 2.5 * len(rows)), squeeze=False)
+    for ax_row, row in zip(axes, rows, strict=True):
+        for ax, (img, title) in zip(ax_row, row, strict=False):
+            ax.imshow(np.asarray(img).astype(np.uint8))
+            ax.set_title(title, fontsize=8)
+        for ax in ax_row:
+            ax.axis("off")
     fig.tight_layout()
     fig.savefig(out, dpi=80)
     plt.close(fig)
     return out
+
+
+def plot_predictions(images, true_masks, pred_masks, titles, out: Path) -> Path:
+    """Rows of photo | true mask | predicted mask, as the seed's `display`."""
+    rows = [
+        [(img, title), (colorize(t), "true mask"), (colorize(p), "predicted mask")]
+        for img, t, p, title in zip(images, true_masks, pred_masks, titles, strict=True)
+    ]
+    return plot_grid(rows, out)

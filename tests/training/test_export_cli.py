@@ -107,3 +107,13 @@ def test_roundtrip_check_fails_loudly_on_a_mismatch(tiny_model_dir):
 def test_every_cli_command_documents_its_options():
     for cmd in ("train", "evaluate", "export", "benchmark"):
         assert "usage:" in run_cli(cmd, "--help").stdout
+
+
+def test_showcase_runs_the_model_on_photos_outside_the_dataset(tiny_model_dir, tmp_path):
+    pytest.importorskip("skimage")
+    run_cli("showcase", "--model", str(tiny_model_dir / "1"), "--out", str(tmp_path))
+    results = json.loads((tmp_path / "showcase.json").read_text())
+    assert set(results) == {"chelsea", "astronaut", "coffee", "rocket"}
+    for r in results.values():
+        assert r["pet"] + r["background"] + r["border"] == pytest.approx(1.0, abs=1e-3)
+    assert (tmp_path / "showcase.png").stat().st_size > 1000
