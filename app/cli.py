@@ -1,10 +1,11 @@
-"""`petseg` command line: `petseg serve` runs the service under uvicorn."""
+"""`petseg` command line: `petseg serve` runs the service under uvicorn; `petseg predict` runs it on files."""
 
 from __future__ import annotations
 
 import argparse
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -25,6 +26,89 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _predict(args: argparse.Namespace) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported: no C++ log spam
+    from app.predict import predict
+    from app.schemas import OutputMode
+
+    return predict(
+        args.photos,
+        output=OutputMode(args.output),
+        out_dir=args.out,
+        model_dir=args.model,
+        opacity=args.opacity,
+        background=args.background,
+        progress=not args.quiet,
+    )
+
+
+def _color(value: str) -> tuple[int, int, int]:
+    from app.predict import parse_color
+
+    try:
+        return parse_color(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a hex colour like ffffff, not {value!r}") from None
+
+
+def _opacity(value: str) -> float:
+    opacity = float(value)
+    if not 0.0 <= opacity <= 1.0:
+        raise argparse.ArgumentTypeError(f"opacity must be between 0 and 1, not {value}")
+    return opacity
+
+
+def _add_predict(commands: argparse._SubParsersAction) -> None:
+    predict = commands.add_parser(
+        "predict",
+        help="segment photo files locally, without a server",
+        description=(
+            "Segment photos with the bundled model (or --model) on this machine, through the same "
+            "decode, batching and rendering code as the service. Writes <stem>.<output>.png "
+            "(or <stem>.json) per photo into --out. A photo that cannot be read is reported on stderr "
+            "and skipped; the exit status is then 1 (2: no usable model)."
+        ),
+        epilog=(
+            "examples:\n"
+            "  petseg predict cat.jpg                        # ./cat.mask.png\n"
+            "  petseg predict photos/*.jpg --output cutout --out cutouts/\n"
+            "  petseg predict dog.png --output json --model models/pet-unet/1"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    predict.add_argument("photos", nargs="+", type=Path, metavar="PHOTO", help="jpeg/png/webp/bmp/gif/tiff")
+    predict.add_argument(
+        "--output",
+        choices=["mask", "overlay", "cutout", "json"],
+        default="mask",
+        help="mask: palette PNG of class indices (0 pet, 1 background, 2 border); overlay: the photo "
+        "with class colours blended in; cutout: RGBA PNG of the pet; json: sizes, class shares, "
+        "pet box (default: %(default)s)",
+    )
+    predict.add_argument(
+        "--out",
+        type=Path,
+        default=Path("."),
+        metavar="DIR",
+        help="output directory (created if missing; default: current directory)",
+    )
+    predict.add_argument(
+        "--model",
+        type=Path,
+        metavar="DIR",
+        help="SavedModel version directory or a base "
+        "of numeric versions (default: PETSEG_MODEL_DIR, else the bundled models/pet-unet)",
+    )
+    predict.add_argument(
+        "--opacity", type=_opacity, default=0.5, help="overlay colour weight, 0..1 (default: %(default)s)"
+    )
+    predict.add_argument(
+        "--background", type=_color, metavar="RRGGBB", help="cutout on this colour instead of transparency"
+    )
+    predict.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    predict.set_defaults(handler=_predict)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="petseg", description="Pet-photo segmentation service.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -33,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=int(os.environ.get("PETSEG_PORT", "8000")))
     serve.add_argument("--model-dir", help="overrides PETSEG_MODEL_DIR")
     serve.set_defaults(handler=_serve)
+    _add_predict(commands)
     return parser
 
 

@@ -1,0 +1,170 @@
+"""`petseg predict`: photos on disk through the service's own decode → batch → render path, no HTTP.
+
+The files go through `SegmentationService.segment`, exactly what `POST /segment` calls, so a PNG written
+here is byte-for-byte what the service would answer for the same photo and options.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from anyio import to_thread
+
+from app.imaging import ImageError
+from app.schemas import OutputMode, RenderOptions
+from app.settings import ModelDirError, Settings
+
+if TYPE_CHECKING:
+    from app.service import SegmentationService
+
+# What each output mode is saved as: `<stem><suffix>` in the output directory.
+SUFFIXES = {
+    OutputMode.mask: ".mask.png",
+    OutputMode.overlay: ".overlay.png",
+    OutputMode.cutout: ".cutout.png",
+    OutputMode.json: ".json",
+}
+
+EXIT_OK = 0
+EXIT_SOME_FAILED = 1
+EXIT_NO_MODEL = 2
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input photo and where its result goes."""
+
+    source: Path
+    target: Path
+
+
+@dataclass(frozen=True)
+class Outcome:
+    job: Job
+    error: str | None = None
+
+
+def plan_jobs(photos: list[Path], out_dir: Path, output: OutputMode) -> list[Job]:
+    """Pair every photo with `<out_dir>/<stem><suffix>`; photos sharing a stem get `-2`, `-3`, ... added."""
+    taken: set[Path] = set()
+    jobs = []
+    for photo in photos:
+        target = out_dir / f"{photo.stem}{SUFFIXES[output]}"
+        counter = 2
+        while target in taken:
+            target = out_dir / f"{photo.stem}-{counter}{SUFFIXES[output]}"
+            counter += 1
+        taken.add(target)
+        jobs.append(Job(photo, target))
+    return jobs
+
+
+async def _segment_one(service: SegmentationService, job: Job, options: RenderOptions) -> Outcome:
+    try:
+        data = await to_thread.run_sync(job.source.read_bytes)
+    except OSError as exc:
+        return Outcome(job, f"cannot read: {exc.strerror or exc}")
+    try:
+        rendered = await service.segment(data, options)
+    except ImageError as exc:
+        return Outcome(job, f"{exc.title.lower()}: {exc.detail}")
+    payload = rendered.png if rendered.png is not None else rendered.result.model_dump_json(indent=2).encode()
+    try:
+        await to_thread.run_sync(job.target.write_bytes, payload)
+    except OSError as exc:
+        return Outcome(job, f"cannot write {job.target}: {exc.strerror or exc}")
+    return Outcome(job)
+
+
+async def _run(
+    settings: Settings, jobs: list[Job], options: RenderOptions, *, progress: bool
+) -> list[Outcome]:
+    from tqdm import tqdm
+
+    from app.batcher import Batcher
+    from app.segmenter import Segmenter, configure_tensorflow
+    from app.service import SegmentationService
+
+    configure_tensorflow(settings)
+    segmenter = await to_thread.run_sync(Segmenter.load, settings.model_version_dir)
+    # Two batches in flight: one runs on the model while the next one's photos are being decoded.
+    in_flight = max(1, min(2 * settings.max_batch_size, settings.queue_capacity))
+    batcher = Batcher(
+        segmenter.predict,
+        max_batch_size=settings.max_batch_size,
+        max_wait_s=settings.max_batch_wait_ms / 1000.0,
+        capacity=in_flight,
+    )
+    service = SegmentationService(settings, segmenter, batcher)
+    slots = asyncio.Semaphore(in_flight)
+
+    async def limited(job: Job) -> Outcome:
+        async with slots:
+            return await _segment_one(service, job, options)
+
+    outcomes = []
+    batcher.start()
+    try:
+        with tqdm(total=len(jobs), unit="photo", disable=not progress, file=sys.stderr) as bar:
+            for finished in asyncio.as_completed([limited(job) for job in jobs]):
+                outcome = await finished
+                outcomes.append(outcome)
+                if outcome.error is None:
+                    tqdm.write(f"{outcome.job.source} -> {outcome.job.target}", file=sys.stdout)
+                else:
+                    tqdm.write(f"petseg: {outcome.job.source}: {outcome.error}", file=sys.stderr)
+                bar.update()
+    finally:
+        await batcher.stop()
+    return outcomes
+
+
+def predict(
+    photos: list[Path],
+    *,
+    output: OutputMode,
+    out_dir: Path,
+    model_dir: Path | None,
+    opacity: float = 0.5,
+    background: tuple[int, int, int] | None = None,
+    progress: bool = True,
+) -> int:
+    """Segment `photos` into `out_dir`; each failure is reported on stderr and the rest go on.
+
+    Returns the process exit code: 0 all written, 1 some photos failed, 2 no usable model or output dir.
+    """
+    settings = Settings(**({"model_dir": model_dir} if model_dir is not None else {}))
+    try:
+        settings.model_version_dir  # noqa: B018 - resolve now, to fail before any work with a clear line
+    except ModelDirError as exc:
+        print(f"petseg: no model: {exc} (pass --model DIR or set PETSEG_MODEL_DIR)", file=sys.stderr)
+        return EXIT_NO_MODEL
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"petseg: cannot create output directory {out_dir}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_NO_MODEL
+    jobs = plan_jobs(photos, out_dir, output)
+    options = RenderOptions(output=output, opacity=opacity, background=background)
+    try:
+        outcomes = asyncio.run(_run(settings, jobs, options, progress=progress and len(jobs) > 1))
+    except ModelDirError as exc:
+        print(f"petseg: cannot load model: {exc}", file=sys.stderr)
+        return EXIT_NO_MODEL
+    failed = sum(outcome.error is not None for outcome in outcomes)
+    if failed:
+        print(f"petseg: {failed} of {len(outcomes)} photos failed", file=sys.stderr)
+        return EXIT_SOME_FAILED
+    return EXIT_OK
+
+
+def parse_color(value: str) -> tuple[int, int, int]:
+    """`ffffff` or `#ffffff` → (255, 255, 255), for argparse."""
+    digits = value.removeprefix("#")
+    if len(digits) != 6 or any(c not in "0123456789abcdefABCDEF" for c in digits):
+        raise ValueError(value)
+    return int(digits[0:2], 16), int(digits[2:4], 16), int(digits[4:6], 16)
