@@ -63,7 +63,9 @@ def measure_server(
         sent = 0
         for level in levels:
             run = asyncio.run(
-                run_load(server.url, requests, concurrency=level, duration_s=seconds, warmup_s=min(2.0, seconds))
+                run_load(
+                    server.url, requests, concurrency=level, duration_s=seconds, warmup_s=min(2.0, seconds)
+                )
             )
             result["levels"][str(level)] = run.summary()
             sent += len(run.outcomes)
@@ -124,7 +126,9 @@ def ratios(raw: dict, service: dict, naive: dict | None) -> dict:
     levels = service["levels"]
     out: dict = {}
     if "16" in levels and 16 in batches:
-        out["service_vs_raw_b16_at_c16"] = round(levels["16"]["throughput_rps"] / batches[16]["images_per_s"], 3)
+        out["service_vs_raw_b16_at_c16"] = round(
+            levels["16"]["throughput_rps"] / batches[16]["images_per_s"], 3
+        )
     best = batches[int(raw["best_batch_size"])]["images_per_s"]
     out["service_best_vs_raw_best"] = round(max(v["throughput_rps"] for v in levels.values()) / best, 3)
     if naive is not None:
@@ -191,13 +195,17 @@ def print_report(report: dict) -> None:
         print()
         print("training throughput")
         for phase, v in training.get("images_per_s_by_phase", {}).items():
-            print(f"  {phase:<10} {v['epochs']} epochs, mean {v['mean']} images/s (min {v['min']}, max {v['max']})")
+            print(
+                f"  {phase:<10} {v['epochs']} epochs, mean {v['mean']} images/s "
+                f"(min {v['min']}, max {v['max']})"
+            )
         pipeline = training.get("input_pipeline")
         if pipeline:
             print(
                 f"  input pipeline: alone {pipeline['pipeline_alone_images_per_s']} images/s; step "
-                f"{pipeline['train_step_in_memory_ms']} ms in memory vs {pipeline['train_step_with_pipeline_ms']} "
-                f"ms fed -> pipeline share {pipeline['pipeline_share_of_step'] * 100:.1f} % of step time"
+                f"{pipeline['train_step_in_memory_ms']} ms in memory vs "
+                f"{pipeline['train_step_with_pipeline_ms']} ms fed -> pipeline share "
+                f"{pipeline['pipeline_share_of_step'] * 100:.1f} % of step time"
             )
 
 

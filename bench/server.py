@@ -130,7 +130,7 @@ def resolve_model(model_dir: Path | None, scratch: Path) -> tuple[Path, str]:
     except ModelDirError as exc:
         if model_dir is not None:
             raise
-        note = f"NO BUNDLED MODEL ({exc}); using a tiny model exported on the fly - numbers are NOT representative"
+        note = f"NO BUNDLED MODEL ({exc}); a tiny model exported on the fly: numbers NOT representative"
     return export_tiny_model(scratch), note
 
 
