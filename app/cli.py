@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,6 +17,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     overrides = {"model_dir": args.model_dir} if args.model_dir else {}
     settings = Settings(**overrides)
+    # uvicorn re-raises SIGTERM after its graceful shutdown, which would end the process as "killed"
+    # (exit -15); a handler that does nothing there turns a clean drain into exit code 0.
+    signal.signal(signal.SIGTERM, lambda *_: None)
     uvicorn.run(
         create_app(settings),
         host=args.host,
