@@ -1,0 +1,1 @@
+"""Hostile inputs, load, SIGTERM and schema fuzzing against a real server (`python -m stress`)."""
