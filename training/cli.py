@@ -94,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     x.add_argument("--data-dir", default=None, help="override the run's data directory for evaluation")
     x.add_argument("--overwrite", action="store_true", help="replace an existing version directory")
+    x.add_argument(
+        "--test-time-flip",
+        action="store_true",
+        help="average with the mirrored photo's probabilities inside the graph (2x compute)",
+    )
 
     b = sub.add_parser(
         "benchmark",
@@ -142,7 +147,9 @@ def main(argv: list[str] | None = None) -> int:
             print("error: metrics must come from data the model did not train on", file=sys.stderr)
             return 2
         try:
-            meta = export(args.run_dir, args.output, splits, args.data_dir, args.overwrite)
+            meta = export(
+                args.run_dir, args.output, splits, args.data_dir, args.overwrite, args.test_time_flip
+            )
         except ExportError as e:
             print(f"export failed: {e}", file=sys.stderr)
             return 1

@@ -21,7 +21,7 @@ from training import CLASS_COLORS, CLASS_NAMES
 from training import data as pet_data
 from training.config import TrainConfig
 from training.evaluate import SavedModelPredictor, evaluate_predictor
-from training.model import build_unet
+from training.model import build_unet, predict_probabilities
 from training.train import BEST_WEIGHTS
 
 CONTRACT_VERSION = 1
@@ -52,14 +52,13 @@ def load_run_model(run_dir: Path) -> tuple[keras.Model, TrainConfig]:
     return model, cfg
 
 
-def write_savedmodel(model: keras.Model, input_size: int, output: Path) -> None:
+def write_savedmodel(model: keras.Model, input_size: int, output: Path, flip_tta: bool = False) -> None:
     """uint8 photos in, softmax probabilities out; the float cast and [-1, 1] scaling live in the graph."""
     archive = keras.export.ExportArchive()
     archive.track(model)
 
     def serve(images):
-        logits = model(tf.cast(images, tf.float32), training=False)
-        return {"probabilities": tf.nn.softmax(logits, axis=-1)}
+        return {"probabilities": predict_probabilities(model, tf.cast(images, tf.float32), flip_tta)}
 
     archive.add_endpoint(
         name="serving_default",
@@ -69,9 +68,11 @@ def write_savedmodel(model: keras.Model, input_size: int, output: Path) -> None:
     archive.write_out(str(output), verbose=False)
 
 
-def check_roundtrip(model: keras.Model, predictor: SavedModelPredictor, images: np.ndarray) -> float:
+def check_roundtrip(
+    model: keras.Model, predictor: SavedModelPredictor, images: np.ndarray, flip_tta: bool = False
+) -> float:
     """Max |SavedModel - Keras| on a batch; raises when it exceeds MAX_ABS_DIFF."""
-    expected = tf.nn.softmax(model(images.astype(np.float32), training=False), axis=-1).numpy()
+    expected = predict_probabilities(model, images.astype(np.float32), flip_tta).numpy()
     got = predictor(images)
     diff = float(np.max(np.abs(expected - got)))
     if got.shape != expected.shape or not diff <= MAX_ABS_DIFF:
@@ -97,6 +98,7 @@ def export(
     evaluate_splits: tuple[str, ...] = ("validation",),
     data_dir: str | None = None,
     overwrite: bool = False,
+    flip_tta: bool = False,
 ) -> dict:
     """Write the SavedModel and metadata.json, verify the round trip, evaluate on held-out splits."""
     run_dir, output = Path(run_dir), Path(output)
@@ -116,9 +118,9 @@ def export(
     tmp = output.with_name(f".{output.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        write_savedmodel(model, cfg.input_size, tmp)
+        write_savedmodel(model, cfg.input_size, tmp, flip_tta)
         predictor = SavedModelPredictor(tmp)
-        diff = check_roundtrip(model, predictor, check_batch)
+        diff = check_roundtrip(model, predictor, check_batch, flip_tta)
         metrics = {}
         for split in evaluate_splits:
             samples = (
@@ -146,6 +148,7 @@ def export(
             },
             "preprocessing": "whole photo resized to input_size x input_size (bilinear), RGB uint8; "
             "scaling to [-1, 1] is inside the graph",
+            "test_time_flip": flip_tta,
             "classes": [
                 {"index": i, "name": n, "color": list(c)}
                 for i, (n, c) in enumerate(zip(CLASS_NAMES, CLASS_COLORS, strict=True))

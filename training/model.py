@@ -87,6 +87,17 @@ def build_unet(
     return keras.Model(inputs, logits, name="pet_unet")
 
 
+def predict_probabilities(model: keras.Model, images, flip_tta: bool = False):
+    """Softmax probabilities; with `flip_tta`, averaged with those of the mirrored photo (test-time flip)."""
+    import tensorflow as tf
+
+    probs = tf.nn.softmax(model(images, training=False), axis=-1)
+    if flip_tta:
+        mirrored = tf.nn.softmax(model(tf.reverse(images, axis=[2]), training=False), axis=-1)
+        probs = 0.5 * (probs + tf.reverse(mirrored, axis=[2]))
+    return probs
+
+
 def set_encoder_trainable(model: keras.Model, trainable: bool, from_layer: str | None = None) -> None:
     """Freeze or unfreeze the encoder; with `from_layer`, only layers from that one on are unfrozen."""
     encoder = model.get_layer(ENCODER_NAME)

@@ -117,3 +117,13 @@ def test_showcase_runs_the_model_on_photos_outside_the_dataset(tiny_model_dir, t
     for r in results.values():
         assert r["pet"] + r["background"] + r["border"] == pytest.approx(1.0, abs=1e-3)
     assert (tmp_path / "showcase.png").stat().st_size > 1000
+
+
+def test_test_time_flip_export_is_mirror_symmetric(tiny_run_dir, tmp_path):
+    from training.evaluate import SavedModelPredictor
+
+    meta = export(tiny_run_dir, tmp_path / "tta" / "1", evaluate_splits=(), flip_tta=True)
+    assert meta["test_time_flip"] is True
+    predict = SavedModelPredictor(tmp_path / "tta" / "1")
+    x = np.random.default_rng(1).integers(0, 255, (1, TINY_INPUT_SIZE, TINY_INPUT_SIZE, 3), dtype=np.uint8)
+    np.testing.assert_allclose(predict(x[:, :, ::-1])[:, :, ::-1], predict(x), atol=1e-5)
