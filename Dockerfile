@@ -24,11 +24,12 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 # Dependencies first (their layer is reused while only the code changes): install the project's serving
 # extras from pyproject.toml against an empty package, then the real code without touching dependencies.
-COPY pyproject.toml README.md ./
-RUN mkdir -p app && touch app/__init__.py \
+COPY pyproject.toml ./
+RUN mkdir -p app && touch app/__init__.py README.md \
  && pip install --upgrade pip \
  && pip install ".[serve,${TF_VARIANT}]" \
  && pip uninstall -y petseg
+COPY README.md ./
 COPY app/ app/
 RUN pip install --no-deps . \
  && rm -f /opt/venv/bin/petseg-train \

@@ -163,18 +163,40 @@ png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 
 open(sys.argv[1], "wb").write(png)
 EOF
 
-segment() { # segment URL → checks a palette PNG of the photo's size comes back
-  python3 - "$1" "$PHOTO" <<'EOF'
-import struct, sys, urllib.request, uuid
+# Client (stdlib only): POST the photo to /segment and check a palette PNG of the photo's size comes back.
+# With a container id as 2nd argument it sends half of the request body, runs `docker stop` on that
+# container (SIGTERM) in the background, sends the rest 2 s later and still expects the full answer:
+# the request was in flight when the signal arrived.
+cat >"$WORK/client.py" <<'EOF'
+import http.client, struct, subprocess, sys, threading, time, urllib.parse, uuid
 url, photo = sys.argv[1], sys.argv[2]
+stop_cid = sys.argv[3] if len(sys.argv) > 3 and sys.argv[3] else None
 data = open(photo, "rb").read()
 b = uuid.uuid4().hex
 body = (f"--{b}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"photo.png\"\r\n"
         f"Content-Type: image/png\r\n\r\n").encode() + data + f"\r\n--{b}--\r\n".encode()
-req = urllib.request.Request(url, data=body, headers={"Content-Type": f"multipart/form-data; boundary={b}"})
-with urllib.request.urlopen(req, timeout=60) as r:
-    ctype, out, status = r.headers.get("Content-Type", ""), r.read(), r.status
-assert status == 200, status
+u = urllib.parse.urlsplit(url)
+conn = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+conn.putrequest("POST", u.path)
+conn.putheader("Content-Type", f"multipart/form-data; boundary={b}")
+conn.putheader("Content-Length", str(len(body)))
+conn.endheaders()
+stopper = None
+if stop_cid:
+    conn.send(body[: len(body) // 2])
+    time.sleep(0.5)
+    stopper = threading.Thread(target=subprocess.run, args=(["docker", "stop", "-t", "30", stop_cid],),
+                               kwargs={"stdout": subprocess.DEVNULL, "check": True})
+    stopper.start()
+    time.sleep(2)
+    conn.send(body[len(body) // 2 :])
+else:
+    conn.send(body)
+r = conn.getresponse()
+ctype, out, status = r.headers.get("Content-Type", ""), r.read(), r.status
+if stopper:
+    stopper.join()
+assert status == 200, (status, out[:300])
 assert ctype.startswith("image/png"), ctype
 assert out[:8] == b"\x89PNG\r\n\x1a\n", out[:16]
 w, h, depth, color = struct.unpack(">IIBB", out[16:26])
@@ -182,9 +204,10 @@ pw, ph = struct.unpack(">II", data[16:24])
 assert (w, h) == (pw, ph), f"mask {w}x{h} != photo {pw}x{ph}"
 assert color == 3, f"PNG colour type {color}, expected 3 (palette)"
 assert b"PLTE" in out, "no palette chunk"
-print(f"POST /segment -> 200 {ctype}, {len(out)} bytes, {w}x{h} palette PNG (depth {depth})")
+note = "; it was in flight across SIGTERM" if stop_cid else ""
+print(f"POST /segment -> 200 {ctype}, {len(out)} bytes, {w}x{h} palette PNG (depth {depth}){note}")
 EOF
-}
+segment() { python3 "$WORK/client.py" "$1" "$PHOTO" "${2:-}"; }
 
 wait_healthy() { # wait_healthy CONTAINER
   local status=""
@@ -231,11 +254,14 @@ log "healthy after $(($(date +%s) - t)) s (HEALTHCHECK on /readyz)"
 out=$(segment "http://127.0.0.1:$PORT/segment") || die "/segment check failed"
 log "$out"
 check_nonroot "$RUN_CID"
+log "docker stop while a /segment request is in flight"
 t=$(date +%s)
-docker stop -t 30 "$RUN_CID" >/dev/null
+out=$(segment "http://127.0.0.1:$PORT/segment" "$RUN_CID") || die "the in-flight request did not survive SIGTERM"
+log "$out"
+[[ $(docker inspect -f '{{.State.Running}}' "$RUN_CID") == false ]] || die "container still running after docker stop"
 code=$(docker inspect -f '{{.State.ExitCode}}' "$RUN_CID")
 [[ $code == 0 ]] || die "exit code $code after SIGTERM (137 = had to be killed)"
-log "docker stop: exited $code after $(($(date +%s) - t)) s on SIGTERM (graceful)"
+log "stopped: exit code $code, $(($(date +%s) - t)) s after SIGTERM (graceful, no SIGKILL)"
 docker rm "$RUN_CID" >/dev/null && RUN_CID=""
 
 # --- 6. docker-compose ----------------------------------------------------------------------------
