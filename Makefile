@@ -41,3 +41,11 @@ clean:
 # dockerd, builds a local stand-in base image). Not part of `make test`/CI: heavy and needs apt + a daemon.
 container-test:
 	bash scripts/container-test.sh
+
+# Evidence (README): service vs raw SavedModel vs a naive server; hostile inputs, 60 s load, SIGTERM.
+.PHONY: bench stress
+bench: install-dev
+	$(PY) -m bench
+
+stress: install-dev
+	$(PY) -m stress

@@ -1,0 +1,52 @@
+"""Short load runs: no errors under concurrency, 503 + Retry-After only past the queue capacity,
+and SIGTERM drains what is in flight and exits 0. (Durations are short; no timing is asserted.)"""
+
+from __future__ import annotations
+
+import asyncio
+
+from bench.load import multipart_post, run_load
+from bench.server import ServerProcess
+from stress.runs import sigterm_during_load, sustained_load
+from tests.stress.conftest import serve
+
+
+def test_concurrent_clients_get_only_200(stress_server: ServerProcess, load_photos) -> None:
+    result = sustained_load(stress_server, load_photos, clients=16, seconds=3)
+    assert result["statuses"] == {"200": result["requests"]}
+    assert result["readyz_after"] == 200
+
+
+def test_a_full_queue_answers_503_with_retry_after_and_nothing_else(
+    tiny_model_dir, tmp_path, load_photos
+) -> None:
+    server = serve(
+        tiny_model_dir,
+        tmp_path,
+        petseg_queue_capacity="2",
+        petseg_max_batch_size="1",
+        petseg_max_batch_wait_ms="0",
+    )
+    try:
+        requests = [multipart_post("/segment", name, data) for name, data in load_photos]
+        run = asyncio.run(run_load(server.url, requests, concurrency=24, duration_s=3))
+    finally:
+        server.terminate()
+    statuses = {o.status for o in run.outcomes}
+    assert statuses <= {200, 503}
+    assert 503 in statuses and 200 in statuses
+    assert all(o.retry_after for o in run.outcomes if o.status == 503)
+
+
+def test_sigterm_during_load_finishes_in_flight_requests_and_exits_0(
+    tiny_model_dir, tmp_path, load_photos
+) -> None:
+    server = serve(tiny_model_dir, tmp_path)
+    try:
+        result = sigterm_during_load(server, load_photos, clients=8, before_s=1.5)
+    finally:
+        server.terminate()
+    assert result["in_flight_at_signal"] > 0
+    assert result["in_flight_completed_200"] == result["in_flight_at_signal"], result
+    assert result["server_errors"] == 0, result
+    assert result["exit_code"] == 0, result
