@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip -q --disable-pip-version-check
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: serve test lint install-serve install-dev clean container-test
+.PHONY: serve test chromium lint install-serve install-dev clean container-test
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,12 @@ install-dev: $(VENV)/.dev-installed
 serve: install-serve
 	$(VENV)/bin/petseg serve
 
-test: install-dev
+# The upload page's browser test needs Debian's Chromium; as root (CI) it is installed when missing.
+chromium:
+	@(command -v chromium && command -v chromedriver) >/dev/null || [ "$$(id -u)" != 0 ] || (apt-get update -qq && \
+		apt-get install -y -qq --no-install-recommends chromium chromium-driver)
+
+test: install-dev chromium
 	$(PY) -m ruff check app training tests
 	$(PY) -m pytest
 

@@ -11,7 +11,7 @@ from anyio import to_thread
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api.routes import ops, segment
+from app.api.routes import ops, segment, ui
 from app.errors import install_error_handlers
 from app.metrics import Metrics, MetricsMiddleware
 from app.settings import ModelDirError, Settings
@@ -112,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(segment.router)
     app.include_router(ops.router)
+    app.include_router(ui.router)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(_StartupErrorLine, fastapi_app=app)
     return app
