@@ -60,10 +60,14 @@ cleanup() {
     docker image prune -f --filter label=org.petseg.stage=builder >/dev/null 2>&1
   fi
   if [[ -n $DOCKERD_PID ]]; then
+    local how="SIGTERM"
     kill -TERM "$DOCKERD_PID" 2>/dev/null
-    for _ in $(seq 30); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 1; done
-    kill -0 "$DOCKERD_PID" 2>/dev/null && kill -KILL "$DOCKERD_PID"
-    log "stopped dockerd (pid $DOCKERD_PID)"
+    for _ in $(seq 60); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 1; done
+    if kill -0 "$DOCKERD_PID" 2>/dev/null; then
+      kill -KILL "$DOCKERD_PID"; how="SIGKILL after 60 s"; tail -5 "$WORK/dockerd.log"
+    fi
+    wait "$DOCKERD_PID" 2>/dev/null
+    log "stopped dockerd (pid $DOCKERD_PID, $how)"
   fi
   rm -rf "$WORK"
   if [[ $rc == 0 ]]; then log "PASSED in $(($(date +%s) - T0)) s"; else log "FAILED (exit $rc) after $(($(date +%s) - T0)) s"; fi
@@ -80,11 +84,16 @@ compose() {
 
 # --- 1. engine ----------------------------------------------------------------------------------
 [[ $(id -u) == 0 ]] || die "run as root (installs packages, starts dockerd)"
-if ! command -v dockerd >/dev/null || ! command -v docker-compose >/dev/null || ! command -v debootstrap >/dev/null; then
-  log "installing docker.io docker-compose debootstrap (apt)"
+pkgs=()
+command -v dockerd >/dev/null || pkgs+=(docker.io)
+command -v docker-compose >/dev/null || pkgs+=(docker-compose)
+command -v debootstrap >/dev/null || pkgs+=(debootstrap)
+command -v python3 >/dev/null || pkgs+=(python3) # the test client (stdlib only)
+if ((${#pkgs[@]})); then
+  log "installing ${pkgs[*]} (apt)"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q >"$WORK/apt.log" 2>&1 || { cat "$WORK/apt.log"; die "apt-get update"; }
-  apt-get install -y -q --no-install-recommends docker.io docker-compose debootstrap >>"$WORK/apt.log" 2>&1 \
+  apt-get install -y -q --no-install-recommends "${pkgs[@]}" >>"$WORK/apt.log" 2>&1 \
     || { tail -30 "$WORK/apt.log"; die "apt-get install"; }
 fi
 log "engine: $(dockerd --version), $(docker-compose --version)"
