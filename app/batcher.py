@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -60,11 +60,21 @@ class Batcher:
         self._on_batch = on_batch
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="petseg-model")
         self._worker: asyncio.Task[None] | None = None
+        self._arriving = 0
 
     @property
     def depth(self) -> int:
         """Photos waiting for the model (not counting the batch running now)."""
         return self._queue.qsize()
+
+    @contextlib.contextmanager
+    def arriving(self) -> Iterator[None]:
+        """Mark a photo on its way (being decoded): a forming batch waits for it, and only for such photos."""
+        self._arriving += 1
+        try:
+            yield
+        finally:
+            self._arriving -= 1
 
     def start(self) -> None:
         self._worker = asyncio.get_running_loop().create_task(self._run(), name="petseg-batcher")
@@ -129,8 +139,9 @@ class Batcher:
             if not self._queue.empty():
                 batch.append(self._queue.get_nowait())
                 continue
+            # With no photo on its way, waiting would only add latency (a lone request at low load).
             remaining = deadline - time.perf_counter()
-            if remaining <= 0:
+            if remaining <= 0 or self._arriving == 0:
                 break
             try:
                 batch.append(await asyncio.wait_for(self._queue.get(), remaining))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from anyio import to_thread
+from anyio import CapacityLimiter, to_thread
 
 from app import imaging
 from app.batcher import Batcher
@@ -35,15 +36,21 @@ class SegmentationService:
         self.batcher = batcher
         self.class_names = [str(c["name"]) for c in segmenter.metadata["classes"]]
         self.colors = [tuple(int(v) for v in c["color"][:3]) for c in segmenter.metadata["classes"]]
+        # Decoding and rendering are CPU work: more threads than cores (anyio's default is 40) only add
+        # context switches, memory held by half-done photos, and contention with TensorFlow's own threads.
+        self._cpu_limiter = CapacityLimiter(os.cpu_count() or 2)
 
     async def segment(self, data: bytes, options: RenderOptions) -> Rendered:
         """Segment one uploaded photo; raises imaging.ImageError for bad input, Overloaded when full."""
         started = time.perf_counter()
-        photo = await to_thread.run_sync(self._decode, data, options.output)
+        with self.batcher.arriving():
+            photo = await to_thread.run_sync(self._decode, data, options.output, limiter=self._cpu_limiter)
         decoded = time.perf_counter()
         batch = await self.batcher.submit(photo.model_input)
         inferred = time.perf_counter()
-        png, labels = await to_thread.run_sync(self._render, photo, batch.probabilities, options)
+        png, labels = await to_thread.run_sync(
+            self._render, photo, batch.probabilities, options, limiter=self._cpu_limiter
+        )
         finished = time.perf_counter()
         result = SegmentResult(
             width=photo.width,
