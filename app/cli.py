@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import os
 import signal
 from collections.abc import Sequence
 from pathlib import Path
 
 
+def _limit_malloc_arenas(count: int = 2) -> None:
+    """Cap glibc's malloc arenas before any worker thread exists (like MALLOC_ARENA_MAX=2).
+
+    glibc gives threads that allocate their own arenas (up to 8 per core) and rarely returns their
+    memory; with photos of varying sizes decoded in worker threads, RSS kept creeping up (+14 % over
+    4,000 requests, measured with bench); with two arenas it stays within a few percent.
+    """
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return
+    with contextlib.suppress(OSError, AttributeError):  # not glibc (musl, macOS): nothing to tune
+        ctypes.CDLL("libc.so.6").mallopt(-8, count)  # -8 = M_ARENA_MAX
+
+
 def _serve(args: argparse.Namespace) -> int:
+    _limit_malloc_arenas()
     import uvicorn
 
     from app.main import create_app
