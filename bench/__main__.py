@@ -62,12 +62,15 @@ def measure_server(
         result["levels"] = {}
         sent = 0
         for level in levels:
-            run = asyncio.run(
-                run_load(
-                    server.url, requests, concurrency=level, duration_s=seconds, warmup_s=min(2.0, seconds)
-                )
+            load = run_load(
+                server.url, requests, concurrency=level, duration_s=seconds, warmup_s=min(2.0, seconds)
             )
+            cpu_before = server.cpu()
+            run = asyncio.run(load)
+            cpu_used = server.cpu() - cpu_before
             result["levels"][str(level)] = run.summary()
+            # CPU per request is far less sensitive to a noisy machine than requests/s.
+            result["levels"][str(level)]["cpu_ms_per_request"] = round(cpu_used * 1e3 / len(run.outcomes), 2)
             sent += len(run.outcomes)
             print(f"  c={level:<3} {_level_line(result['levels'][str(level)])}", flush=True)
         if memory_requests > sent:
@@ -141,6 +144,14 @@ def ratios(raw: dict, service: dict, naive: dict | None) -> dict:
             out["naive_vs_raw_b16_at_c16"] = round(
                 naive["levels"]["16"]["throughput_rps"] / batches[16]["images_per_s"], 3
             )
+    if "16" in levels and 16 in batches:
+        out["raw_b16_cpu_vs_service_c16_cpu"] = round(
+            batches[16]["cpu_ms_per_image"] / levels["16"]["cpu_ms_per_request"], 3
+        )
+        if naive is not None and "16" in naive["levels"]:
+            out["raw_b16_cpu_vs_naive_c16_cpu"] = round(
+                batches[16]["cpu_ms_per_image"] / naive["levels"]["16"]["cpu_ms_per_request"], 3
+            )
     if "1" in levels and 1 in batches and levels["1"]["p50_ms"] is not None:
         out["p50_c1_minus_raw_b1_ms"] = round(levels["1"]["p50_ms"] - batches[1]["median_call_ms"], 2)
     out["ready_s"] = service["ready_s"]
@@ -158,9 +169,15 @@ def print_report(report: dict) -> None:
     print()
     print("raw SavedModel (signature called directly on pre-resized photos)")
     for batch, v in raw["batches"].items():
-        print(f"  batch {batch:>3}: {v['images_per_s']:8.1f} images/s   {v['median_call_ms']:8.2f} ms/call")
+        print(
+            f"  batch {batch:>3}: {v['images_per_s']:8.1f} images/s   {v['median_call_ms']:8.2f} ms/call"
+            f"   {v['cpu_ms_per_image']:6.2f} ms CPU/image"
+        )
     print()
-    header = f"{'server':<8}{'conc':>5}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'non-200':>9}"
+    header = (
+        f"{'server':<8}{'conc':>5}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'non-200':>9}"
+        f"{'CPU ms/req':>12}"
+    )
     print(header)
     print("-" * len(header))
     for name, result in (("service", service), ("naive", naive)):
@@ -169,7 +186,7 @@ def print_report(report: dict) -> None:
         for level, v in result["levels"].items():
             print(
                 f"{name:<8}{level:>5}{v['throughput_rps']:>9.1f}{_f(v['p50_ms'])}{_f(v['p95_ms'])}"
-                f"{_f(v['p99_ms'])}{v['non_200']:>9}"
+                f"{_f(v['p99_ms'])}{v['non_200']:>9}{v['cpu_ms_per_request']:>12.2f}"
             )
     print()
     for name, result in (("service", service), ("naive", naive)):

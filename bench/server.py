@@ -33,6 +33,15 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time `pid` has used so far, over all its threads (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class ServerProcess:
     """One HTTP server in its own process group; `wait_ready` measures process start → /readyz 200."""
 
@@ -58,6 +67,9 @@ class ServerProcess:
 
     def rss(self) -> int:
         return rss_bytes(self.pid)
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.pid)
 
     def wait_ready(self, limit_s: float = 300.0, path: str = "/readyz") -> float:
         """Seconds from process start until `path` answered 200; raises with the log when it never does."""
