@@ -62,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--decoder-scale", type=float, default=1.0, help="decoder width multiplier")
     t.add_argument("--name", default="pet-unet", help="model name recorded in the run")
+    t.add_argument(
+        "--init-weights",
+        default=None,
+        help="start from a run's best.weights.h5 (e.g. fine-tune a 128 px run at 192 px); "
+        "use with --epochs 0 to go straight to fine-tuning",
+    )
 
     e = sub.add_parser(
         "evaluate",

@@ -32,6 +32,7 @@ class TrainConfig:
     patience: int = 6  # early stopping on validation mean IoU
     steps_per_epoch: int | None = None  # cap, for smoke runs
     name: str = "pet-unet"
+    init_weights: str | None = None  # start from another run's best.weights.h5 (any input size)
 
     def save(self, run_dir: Path) -> None:
         (run_dir / CONFIG_FILE).write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")

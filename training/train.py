@@ -157,7 +157,13 @@ def train(cfg: TrainConfig) -> dict:
     model = build_unet(
         cfg.input_size, encoder_weights=cfg.encoder_weights, alpha=cfg.alpha, decoder_scale=cfg.decoder_scale
     )
-    if not state.get("frozen_done"):
+    if cfg.init_weights:
+        # The network is fully convolutional, so weights trained at one input size load at another:
+        # a cheap way to fine-tune a 128 px run at a larger size (progressive resizing).
+        model.load_weights(cfg.init_weights)
+        if not (run_dir / BEST_WEIGHTS).exists():
+            model.save_weights(run_dir / BEST_WEIGHTS)
+    if cfg.epochs > 0 and not state.get("frozen_done"):
         compile_model(model, cfg, cfg.learning_rate)
         model.fit(
             train_ds,
@@ -167,6 +173,7 @@ def train(cfg: TrainConfig) -> dict:
             callbacks=callbacks(run_dir, cfg, "frozen", images_per_epoch),
             verbose=verbose,
         )
+    if not state.get("frozen_done"):
         state["frozen_done"] = True
         state["frozen_epochs"] = logged_epochs(run_dir)
         (run_dir / STATE).write_text(json.dumps(state) + "\n")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.conftest import TINY_INPUT_SIZE, run_cli
+from tests.conftest import TINY_INPUT_SIZE, TINY_TRAIN_ARGS, run_cli
 from training.export import ExportError, check_roundtrip, export, parse_output
 
 METADATA_KEYS = {
@@ -127,3 +127,24 @@ def test_test_time_flip_export_is_mirror_symmetric(tiny_run_dir, tmp_path):
     predict = SavedModelPredictor(tmp_path / "tta" / "1")
     x = np.random.default_rng(1).integers(0, 255, (1, TINY_INPUT_SIZE, TINY_INPUT_SIZE, 3), dtype=np.uint8)
     np.testing.assert_allclose(predict(x[:, :, ::-1])[:, :, ::-1], predict(x), atol=1e-5)
+
+
+def test_a_run_can_start_from_another_runs_weights_at_a_larger_size(tiny_run_dir, synthetic_root, tmp_path):
+    args = [a if a != str(TINY_INPUT_SIZE) else "96" for a in TINY_TRAIN_ARGS]
+    args[args.index("--epochs") + 1] = "0"
+    run = tmp_path / "bigger"
+    run_cli(
+        "train",
+        "--data-dir",
+        str(synthetic_root),
+        "--run-dir",
+        str(run),
+        *args,
+        "--fine-tune-epochs",
+        "1",
+        "--init-weights",
+        str(tiny_run_dir / "best.weights.h5"),
+    )
+    history = (run / "history.csv").read_text().splitlines()
+    assert len(history) == 2  # header + the one fine-tuning epoch
+    assert json.loads((run / "config.json").read_text())["input_size"] == 96
