@@ -48,7 +48,7 @@ class SegmentationService:
         decoded = time.perf_counter()
         batch = await self.batcher.submit(photo.model_input)
         inferred = time.perf_counter()
-        png, labels = await to_thread.run_sync(
+        png, fractions, box = await to_thread.run_sync(
             self._render, photo, batch.probabilities, options, limiter=self._cpu_limiter
         )
         finished = time.perf_counter()
@@ -57,10 +57,8 @@ class SegmentationService:
             height=photo.height,
             model_name=self.segmenter.name,
             model_version=self.segmenter.version,
-            class_fractions=dict(
-                zip(self.class_names, imaging.class_fractions(labels, len(self.class_names)), strict=True)
-            ),
-            pet_bbox=_box(imaging.bounding_box(labels, imaging.PET_CLASS)),
+            class_fractions=dict(zip(self.class_names, fractions, strict=True)),
+            pet_bbox=_box(box),
             timings=Timings(
                 decode_ms=(decoded - started) * 1e3,
                 queue_ms=batch.queued_s * 1e3,
@@ -82,18 +80,22 @@ class SegmentationService:
 
     def _render(
         self, photo: imaging.Photo, probabilities: np.ndarray, options: RenderOptions
-    ) -> tuple[bytes | None, np.ndarray]:
+    ) -> tuple[bytes | None, list[float], dict[str, int] | None]:
+        """PNG (or None for JSON), class fractions and pet box; all here, in a worker thread, because
+        counting pixels of a full-size photo would otherwise block the event loop."""
         segmentation = self.segmenter.upsample(probabilities, photo.height, photo.width)
         labels = segmentation.labels
+        png: bytes | None = None
         if options.output is OutputMode.mask:
-            return imaging.render_mask(labels, self.colors), labels
-        if options.output is OutputMode.overlay:
+            png = imaging.render_mask(labels, self.colors)
+        elif options.output is OutputMode.overlay:
             assert photo.rgb is not None
-            return imaging.render_overlay(photo.rgb, labels, self.colors, options.opacity), labels
-        if options.output is OutputMode.cutout:
+            png = imaging.render_overlay(photo.rgb, labels, self.colors, options.opacity)
+        elif options.output is OutputMode.cutout:
             assert photo.rgb is not None
-            return imaging.render_cutout(photo.rgb, segmentation.pet_alpha, options.background), labels
-        return None, labels
+            png = imaging.render_cutout(photo.rgb, segmentation.pet_alpha, options.background)
+        fractions = imaging.class_fractions(labels, len(self.class_names))
+        return png, fractions, imaging.bounding_box(labels, imaging.PET_CLASS)
 
 
 def _box(box: dict[str, int] | None) -> BoundingBox | None:
