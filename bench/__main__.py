@@ -240,7 +240,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-requests", type=int, default=5000)
     parser.add_argument("--skip-naive", action="store_true")
     parser.add_argument("--training-run", type=Path, default=REPO / "runs" / "release-1")
-    parser.add_argument("--training-benchmark", action="store_true", help="also time the input pipeline")
+    parser.add_argument(
+        "--training-benchmark",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time the input pipeline (python -m training benchmark; skipped while training runs)",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = parser.parse_args(argv)
 
