@@ -12,7 +12,8 @@
 #      stops it and checks SIGTERM gave a clean exit (no SIGKILL);
 #   6. `docker-compose --profile cpu up` (v1) with the repository's docker-compose.yml → healthy → request →
 #      down, then the same with `docker compose` (v2);
-#   7. removes every container, network, image and daemon it started (trap, also on failure).
+#   7. removes every container, network, image and daemon it started (trap, also on failure), and when
+#      it started dockerd, restores the host's iptables rules, ip_forward and docker0 as they were.
 #
 # Usage: sudo scripts/container-test.sh        (or: make container-test)
 # Knobs (environment):
@@ -41,6 +42,8 @@ COMPOSE_V2=${COMPOSE_V2:-1}
 PROJECT=petseg-ctest-$$
 WORK=$(mktemp -d /tmp/petseg-ctest.XXXXXX)
 DOCKERD_PID=""
+HAD_DOCKER0=0
+IP_FORWARD_BEFORE=""
 CREATED_BASE=0
 CREATED_IMAGE=0
 RUN_CID=""
@@ -73,6 +76,14 @@ cleanup() {
     fi
     wait "$DOCKERD_PID" 2>/dev/null
     log "stopped dockerd (pid $DOCKERD_PID, $how)"
+    # What the daemon left on the host: its iptables chains/rules and the docker0 bridge.
+    if [[ -s $WORK/iptables.before ]] && iptables-restore <"$WORK/iptables.before"; then
+      log "restored the iptables rules from before dockerd"
+    fi
+    if [[ -n $IP_FORWARD_BEFORE ]]; then echo "$IP_FORWARD_BEFORE" >/proc/sys/net/ipv4/ip_forward; fi
+    if [[ $HAD_DOCKER0 == 0 ]] && ip link show docker0 >/dev/null 2>&1; then
+      ip link delete docker0 && log "removed the docker0 bridge"
+    fi
   fi
   rm -rf "$WORK"
   if [[ $rc == 0 ]]; then log "PASSED in $(($(date +%s) - T0)) s"; else log "FAILED (exit $rc) after $(($(date +%s) - T0)) s"; fi
@@ -110,6 +121,9 @@ if docker info >/dev/null 2>&1; then
   log "using the running docker daemon"
 else
   log "starting dockerd"
+  command -v iptables-save >/dev/null && iptables-save >"$WORK/iptables.before" 2>/dev/null
+  IP_FORWARD_BEFORE=$(cat /proc/sys/net/ipv4/ip_forward 2>/dev/null || true)
+  ip link show docker0 >/dev/null 2>&1 && HAD_DOCKER0=1
   dockerd >"$WORK/dockerd.log" 2>&1 &
   DOCKERD_PID=$!
   for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
