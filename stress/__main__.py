@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=60.0, help="sustained load duration")
-    parser.add_argument("--max-examples", type=int, default=30, help="Schemathesis examples per operation")
+    parser.add_argument("--max-examples", type=int, default=100, help="Schemathesis examples per operation")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = parser.parse_args(argv)
     unknown = set(args.parts) - set(PARTS)
