@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench.photos import DEFAULT_DATA_DIR, load_photos
 from bench.server import REPO, resolve_model, start_service
-from stress.hostile import readyz, report, run_corpus
+from stress.hostile import readyz, report, run_corpus, server_errors_counted
 from stress.runs import schemathesis_run, sigterm_during_load, sustained_load
 
 PARTS = ("hostile", "schemathesis", "load", "sigterm")
@@ -51,8 +51,13 @@ def main(argv: list[str] | None = None) -> int:
                     "wrong": [f"{v.case.name}: {v.problem}" for v in verdicts if not v.ok],
                     "server_errors": sum(v.status >= 500 for v in verdicts),
                     "readyz_after": readyz(server.url),
+                    "server_counted_5xx": server_errors_counted(server.url),
                 }
-                results[part]["passed"] = not results[part]["wrong"] and results[part]["readyz_after"] == 200
+                results[part]["passed"] = (
+                    not results[part]["wrong"]
+                    and results[part]["readyz_after"] == 200
+                    and results[part]["server_counted_5xx"] == 0
+                )
             elif part == "schemathesis":
                 results[part] = schemathesis_run(server.url, args.max_examples, scratch / "schemathesis")
                 results[part]["readyz_after"] = readyz(server.url)

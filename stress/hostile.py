@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import select
 import socket
 import time
@@ -147,6 +148,26 @@ def readyz(url: str) -> int:
     with socket.create_connection((host, port), timeout=10) as sock:
         sock.sendall(f"GET /readyz HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
         return _read_response(sock)[0]
+
+
+def server_errors_counted(url: str) -> int:
+    """5xx answers the service itself counted (/metrics), including ones no client was left to read.
+
+    /readyz is left out: its 503 while the model loads is its job, not an error.
+    """
+    host, port = _address(url)
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.sendall(f"GET /metrics HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        text = _read_response(sock)[2].decode()
+    total = 0
+    for line in text.splitlines():
+        if (
+            line.startswith("petseg_http_requests_total{")
+            and re.search(r'status="5\d\d"', line)
+            and 'route="/readyz"' not in line
+        ):
+            total += int(float(line.rsplit(" ", 1)[1]))
+    return total
 
 
 def report(verdicts: list[Verdict]) -> str:

@@ -6,7 +6,7 @@ import pytest
 
 from bench.server import ServerProcess
 from stress.corpus import build_corpus
-from stress.hostile import judge, readyz, send_case
+from stress.hostile import judge, readyz, send_case, server_errors_counted
 from tests.stress.conftest import MAX_UPLOAD_BYTES
 
 CORPUS = build_corpus(max_upload_bytes=MAX_UPLOAD_BYTES)
@@ -28,3 +28,4 @@ def test_server_is_still_ready_after_the_corpus(stress_server: ServerProcess) ->
         send_case(stress_server.url, case, MAX_UPLOAD_BYTES)
     assert readyz(stress_server.url) == 200
     assert stress_server.process.poll() is None
+    assert server_errors_counted(stress_server.url) == 0  # not even for clients that hung up
