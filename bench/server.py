@@ -138,7 +138,7 @@ def resolve_model(model_dir: Path | None, scratch: Path) -> tuple[Path, str]:
 
     candidate = model_dir or DEFAULT_MODEL_BASE
     try:
-        return resolve_model_version_dir(candidate), "release model"
+        return resolve_model_version_dir(candidate), "--model-dir" if model_dir else "bundled release model"
     except ModelDirError as exc:
         if model_dir is not None:
             raise
