@@ -42,6 +42,7 @@ COMPOSE_V2=${COMPOSE_V2:-1}
 PROJECT=petseg-ctest-$$
 WORK=$(mktemp -d /tmp/petseg-ctest.XXXXXX)
 DOCKERD_PID=""
+CREATED_MODELS_DIR=0
 HAD_DOCKER0=0
 IP_FORWARD_BEFORE=""
 CREATED_BASE=0
@@ -85,6 +86,7 @@ cleanup() {
       ip link delete docker0 && log "removed the docker0 bridge"
     fi
   fi
+  [[ $CREATED_MODELS_DIR == 1 ]] && rmdir "$ROOT/models" 2>/dev/null
   rm -rf "$WORK"
   if [[ $rc == 0 ]]; then log "PASSED in $(($(date +%s) - T0)) s"; else log "FAILED (exit $rc) after $(($(date +%s) - T0)) s"; fi
   exit "$rc"
@@ -161,6 +163,9 @@ fi
 # --- 4. project image (CPU variant) -------------------------------------------------------------
 if ! ls -d models/pet-unet/[0-9]* >/dev/null 2>&1 && [[ -z $MODEL_SOURCE ]]; then
   die "no released model in models/pet-unet/<version>/ and no MODEL_SOURCE=<model base dir> given"
+fi
+if [[ ! -d models ]]; then # a checkout without a released model: the Dockerfile's COPY needs the folder
+  mkdir models && CREATED_MODELS_DIR=1
 fi
 docker image inspect "$IMAGE" >/dev/null 2>&1 || CREATED_IMAGE=1
 log "building $IMAGE (docker build --build-arg TF_VARIANT=cpu)"
