@@ -148,3 +148,11 @@ def test_a_run_can_start_from_another_runs_weights_at_a_larger_size(tiny_run_dir
     history = (run / "history.csv").read_text().splitlines()
     assert len(history) == 2  # header + the one fine-tuning epoch
     assert json.loads((run / "config.json").read_text())["input_size"] == 96
+
+
+def test_exported_variables_are_stored_once(tiny_model_dir):
+    from training.model import build_unet
+
+    params = build_unet(TINY_INPUT_SIZE, encoder_weights=None, alpha=0.35, decoder_scale=0.125).count_params()
+    stored = sum(f.stat().st_size for f in (tiny_model_dir / "1" / "variables").glob("variables.data-*"))
+    assert stored < 1.2 * 4 * params  # float32 weights plus a little bookkeeping, not a second copy
