@@ -54,7 +54,9 @@ class Settings(BaseSettings):
     max_files_per_request: int = Field(16, gt=0, description="Most photos in one /segment/batch request.")
     max_batch_size: int = Field(16, gt=0, description="Most photos the model sees in one forward pass.")
     max_batch_wait_ms: float = Field(
-        5.0, ge=0, description="How long the first queued photo waits for others to join its batch."
+        5.0,
+        ge=0,
+        description="Longest a forming batch waits for photos still being decoded; none waiting: no wait.",
     )
     queue_capacity: int = Field(
         64, gt=0, description="Photos waiting for the model beyond which requests get 503 + Retry-After."
