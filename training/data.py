@@ -236,11 +236,15 @@ def open_source(data_dir: str, seed: int = 0):
     return DirectorySource(data_dir)
 
 
+def resize_photo(image: np.ndarray, size: int) -> np.ndarray:
+    """Whole photo to size x size, bilinear: the model's input, as the service prepares it."""
+    return np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
+
+
 def resize_pair(sample: Sample, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Whole photo to size x size: image bilinear, mask nearest-neighbour (as the service resizes)."""
-    image = np.asarray(Image.fromarray(sample.image).resize((size, size), Image.BILINEAR))
+    """Photo (bilinear) and mask (nearest-neighbour) to size x size."""
     mask = np.asarray(Image.fromarray(sample.mask).resize((size, size), Image.NEAREST))
-    return image, mask
+    return resize_photo(sample.image, size), mask
 
 
 def load_arrays(

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image
 
 from training import data as pet_data
 from training.metrics import confusion_matrix, scores_to_json
@@ -49,15 +48,9 @@ def evaluate_predictor(predict, input_size: int, samples, batch_size: int = 16) 
     photos: dict[str, int] = defaultdict(int)
 
     def flush(batch):
-        small = np.stack(
-            [
-                np.asarray(Image.fromarray(s.image).resize((input_size, input_size), Image.BILINEAR))
-                for s in batch
-            ]
-        )
-        probs = predict(small)
-        for s, p in zip(batch, probs, strict=True):
-            small_mask = np.asarray(Image.fromarray(s.mask).resize((input_size, input_size), Image.NEAREST))
+        pairs = [pet_data.resize_pair(s, input_size) for s in batch]
+        probs = predict(np.stack([image for image, _ in pairs]))
+        for s, (_, small_mask), p in zip(batch, pairs, probs, strict=True):
             full_pred = upsample_argmax(p, *s.mask.shape)
             for part in ("all", s.part):
                 cms[(part, "model_resolution")] += confusion_matrix(small_mask, p.argmax(-1))

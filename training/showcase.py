@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image
 
 from training import plots
+from training.data import resize_photo
 from training.evaluate import SavedModelPredictor, upsample_argmax
 
 PHOTOS = ("chelsea", "astronaut", "coffee", "rocket")
@@ -29,7 +30,7 @@ def showcase(model_dir: str | Path, out_dir: str | Path) -> dict:
     photos, masks, results = [], [], {}
     for name in PHOTOS:
         photo = np.asarray(Image.fromarray(getattr(skimage.data, name)()).convert("RGB"))
-        small = np.asarray(Image.fromarray(photo).resize((s, s), Image.BILINEAR))
+        small = resize_photo(photo, s)
         mask = upsample_argmax(predictor(small[None])[0], *photo.shape[:2])
         fractions = np.bincount(mask.ravel(), minlength=3) / mask.size
         results[name] = {

@@ -7,6 +7,7 @@ lets an interrupted run resume where it stopped.
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import sys
@@ -68,8 +69,6 @@ def best_so_far(run_dir: Path) -> float | None:
     path = run_dir / HISTORY
     if not path.exists():
         return None
-    import csv
-
     with path.open() as f:
         values = [float(r[MONITOR]) for r in csv.DictReader(f) if r.get(MONITOR)]
     return max(values) if values else None
