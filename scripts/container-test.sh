@@ -279,16 +279,21 @@ else
   log "model: baked into the image ($(ls -d models/pet-unet/[0-9]* | tail -1))"
 fi
 
+check_serving() { # check_serving CONTAINER PORT WHAT: healthy, a real /segment answer, non-root processes
+  local t out
+  t=$(date +%s)
+  wait_healthy "$1"
+  log "$3 healthy after $(($(date +%s) - t)) s (HEALTHCHECK on /readyz)"
+  out=$(segment "http://127.0.0.1:$2/segment") || die "/segment check failed ($3)"
+  log "$out"
+  check_nonroot "$1"
+}
+
 # --- 5. docker run ------------------------------------------------------------------------------
 log "docker run (read-only rootfs, tmpfs /tmp, cap-drop ALL, no-new-privileges)"
 RUN_CID=$(docker run -d --name "$PROJECT-run" --read-only --tmpfs /tmp --cap-drop ALL \
   --security-opt no-new-privileges -p "127.0.0.1:$PORT:8000" "${MOUNT_ARGS[@]}" "$IMAGE")
-t=$(date +%s)
-wait_healthy "$RUN_CID"
-log "healthy after $(($(date +%s) - t)) s (HEALTHCHECK on /readyz)"
-out=$(segment "http://127.0.0.1:$PORT/segment") || die "/segment check failed"
-log "$out"
-check_nonroot "$RUN_CID"
+check_serving "$RUN_CID" "$PORT" "container"
 log "docker stop while a /segment request is in flight"
 t=$(date +%s)
 out=$(segment "http://127.0.0.1:$PORT/segment" "$RUN_CID") || die "the in-flight request did not survive SIGTERM"
@@ -312,12 +317,7 @@ compose_round() { # the same cycle with whatever COMPOSE_CMD is
   compose --profile cpu up -d --no-build petseg-cpu 2>&1 | sed 's/^/    | /'
   CID=$(compose --profile cpu ps -q petseg-cpu)
   [[ -n $CID ]] || die "compose started no petseg-cpu container"
-  t=$(date +%s)
-  wait_healthy "$CID"
-  log "compose service healthy after $(($(date +%s) - t)) s"
-  out=$(segment "http://127.0.0.1:$COMPOSE_PORT/segment") || die "/segment check failed (compose)"
-  log "$out"
-  check_nonroot "$CID"
+  check_serving "$CID" "$COMPOSE_PORT" "compose service"
   log "$name --profile cpu down"
   compose --profile cpu down --volumes --remove-orphans --timeout 30 2>&1 | sed 's/^/    | /'
   COMPOSE_UP=0
