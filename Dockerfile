@@ -31,9 +31,10 @@ RUN mkdir -p app && touch app/__init__.py README.md \
  && pip uninstall -y petseg
 COPY README.md ./
 COPY app/ app/
+COPY petseg_contract/ petseg_contract/
 RUN pip install --no-deps . \
  && rm -f /opt/venv/bin/petseg-train \
- && python -c "import app, fastapi, uvicorn, tensorflow" \
+ && python -c "import app, petseg_contract, fastapi, uvicorn, tensorflow" \
  && find /opt/venv -name '__pycache__' -prune -exec rm -rf {} +
 
 

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from app.imaging import ImageError
+from petseg_contract.photos import ImageError
 
 logger = logging.getLogger(__name__)
 

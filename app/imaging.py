@@ -1,145 +1,18 @@
-"""Pure image functions: upload bytes → validated RGB photo, and per-pixel classes → PNG renderings."""
+"""Pure image functions: per-pixel classes → PNG renderings, class counts and boxes.
+
+Decoding an upload into the model's input lives in `petseg_contract.photos`, shared with the
+evaluation.
+"""
 
 from __future__ import annotations
 
 import io
-import warnings
-from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
-# Class indices fixed by the export contract (trimap value - 1).
-PET_CLASS = 0
-BACKGROUND_CLASS = 1
-BORDER_CLASS = 2
-
-# Pillow registers plugins lazily; `Image.open(formats=...)` needs them registered up front.
-Image.init()
-# Formats Pillow decodes safely and people actually upload (older Pillows name phone JPEGs "MPO").
-ALLOWED_FORMATS = tuple(f for f in ("JPEG", "MPO", "PNG", "WEBP", "BMP", "GIF", "TIFF") if f in Image.OPEN)
-
-# EXIF orientations 5-8 rotate by 90°, swapping width and height.
-_SWAPPING_ORIENTATIONS = {5, 6, 7, 8}
-_EXIF_ORIENTATION_TAG = 0x0112
 # PNG compression level 1: several times faster than the default for a few percent larger masks.
 _PNG_OPTIONS = {"format": "PNG", "compress_level": 1}
-
-
-class ImageError(Exception):
-    """An upload that cannot become a photo; `status` is the HTTP status it deserves."""
-
-    status = 400
-    title = "Bad image"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
-
-
-class UnsupportedImage(ImageError):
-    status = 415
-    title = "Unsupported media type"
-
-
-class CorruptImage(ImageError):
-    status = 400
-    title = "Corrupt image"
-
-
-class TooManyPixels(ImageError):
-    status = 413
-    title = "Image too large"
-
-
-@dataclass(frozen=True)
-class Photo:
-    """A decoded upload: its size as the user sees it, the model's input, and the pixels if needed."""
-
-    width: int
-    height: int
-    model_input: np.ndarray  # uint8 [S, S, 3]
-    rgb: np.ndarray | None  # uint8 [height, width, 3], only when an output draws on the photo
-
-
-def decode_photo(data: bytes, *, input_size: int, max_pixels: int, keep_pixels: bool) -> Photo:
-    """Decode an upload to RGB with EXIF orientation applied, refusing non-images and pixel bombs.
-
-    With `keep_pixels=False` JPEGs are decoded at a reduced scale close to the model's input (draft
-    mode), which is several times faster; the reported size is still the photo's full size.
-    """
-    if not data:
-        raise UnsupportedImage("empty upload")
-    try:
-        with warnings.catch_warnings():
-            # Pillow's own bomb warning is subsumed by our explicit pixel limit below.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
-    except UnidentifiedImageError as exc:
-        raise UnsupportedImage(
-            "not an image in a supported format (jpeg, png, webp, bmp, gif, tiff)"
-        ) from exc
-    except Image.DecompressionBombError as exc:
-        raise TooManyPixels(str(exc)) from exc
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise CorruptImage(f"unreadable image header: {exc}") from exc
-
-    with image:
-        width, height = image.size
-        if width * height > max_pixels:
-            raise TooManyPixels(f"{width}x{height} pixels exceeds the limit of {max_pixels}")
-        if _orientation(image) in _SWAPPING_ORIENTATIONS:
-            width, height = height, width
-        if not keep_pixels and image.format == "JPEG":
-            image.draft("RGB", (input_size, input_size))
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                image.load()
-            oriented = ImageOps.exif_transpose(image)
-            rgb = to_rgb(oriented)
-        except Image.DecompressionBombError as exc:
-            raise TooManyPixels(str(exc)) from exc
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise CorruptImage(f"corrupt or truncated {image.format} image: {exc}") from exc
-
-    model_input = rgb.resize((input_size, input_size), Image.Resampling.BILINEAR, reducing_gap=2.0)
-    return Photo(
-        width=width,
-        height=height,
-        model_input=np.asarray(model_input, dtype=np.uint8),
-        rgb=np.asarray(rgb, dtype=np.uint8) if keep_pixels else None,
-    )
-
-
-def _orientation(image: Image.Image) -> int:
-    try:
-        return int(image.getexif().get(_EXIF_ORIENTATION_TAG, 1))
-    except Exception:  # a malformed EXIF block should not make an otherwise good photo fail
-        return 1
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    """Convert any Pillow mode to 8-bit RGB: transparency over white, 16-bit scaled, CMYK converted."""
-    if image.mode == "RGB":
-        return image
-    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
-        # Pillow's I;16 → L conversion clips at 255 instead of scaling; keep the high byte instead.
-        high = (np.asarray(image, dtype=np.uint16) >> 8).astype(np.uint8)
-        return Image.fromarray(high).convert("RGB")
-    if image.mode in ("I", "F"):
-        values = np.asarray(image, dtype=np.float64)
-        peak = 65535.0 if values.max(initial=0) > 255 else 255.0
-        scaled = np.clip(values / peak * 255.0, 0, 255).astype(np.uint8)
-        return Image.fromarray(scaled).convert("RGB")
-    if image.mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")
-    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        # Transparent areas are shown over white by viewers; black would invent a dark background.
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")
 
 
 def encode_png(image: Image.Image) -> bytes:

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 
 from anyio import to_thread
 
-from app.imaging import ImageError
 from app.schemas import OutputMode, RenderOptions
 from app.settings import ModelDirError, Settings
+from petseg_contract.photos import ImageError
 
 if TYPE_CHECKING:
     from app.service import SegmentationService

@@ -4,22 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image
 
-from app.imaging import BACKGROUND_CLASS, BORDER_CLASS, PET_CLASS
 from app.settings import ModelDirError, Settings
+from petseg_contract import INPUT_NAME, OUTPUT_NAME, SIGNATURE_NAME, ContractError, check_metadata
 
 logger = logging.getLogger(__name__)
-
-SIGNATURE = "serving_default"
-INPUT_NAME = "images"
-OUTPUT_NAME = "probabilities"
 
 
 def configure_tensorflow(settings: Settings) -> None:
@@ -35,14 +29,6 @@ def configure_tensorflow(settings: Settings) -> None:
         logger.warning("TensorFlow runtime already initialised, keeping its settings: %s", exc)
 
 
-@dataclass(frozen=True)
-class PhotoSegmentation:
-    """Per-pixel result at the photo's own size."""
-
-    labels: np.ndarray  # uint8 [h, w], class index per pixel
-    pet_alpha: np.ndarray  # uint8 [h, w], 255 = surely pet; border pixels count half (soft edge)
-
-
 class Segmenter:
     """A loaded SavedModel plus its metadata; `predict` takes uint8 photos at the model's input size."""
 
@@ -52,14 +38,7 @@ class Segmenter:
         self.input_size: int = int(metadata["input_size"])
         self.num_classes: int = len(metadata["classes"])
         self._loaded = loaded  # keeps the variables alive for the signature
-        self._serve = loaded.signatures[SIGNATURE]
-        self._upsample = tf.function(
-            self._upsample_graph,
-            input_signature=[
-                tf.TensorSpec([None, None, self.num_classes], tf.float32),
-                tf.TensorSpec([2], tf.int32),
-            ],
-        )
+        self._serve = loaded.signatures[SIGNATURE_NAME]
 
     @property
     def version(self) -> int:
@@ -77,9 +56,9 @@ class Segmenter:
             loaded = tf.saved_model.load(str(model_dir))
         except Exception as exc:  # TF raises many types for a broken export; all mean the same here
             raise ModelDirError(f"{model_dir}: cannot load SavedModel ({type(exc).__name__}: {exc})") from exc
-        if SIGNATURE not in loaded.signatures:
-            raise ModelDirError(f"{model_dir}: SavedModel has no '{SIGNATURE}' signature")
-        _check_signature(model_dir, loaded.signatures[SIGNATURE], metadata)
+        if SIGNATURE_NAME not in loaded.signatures:
+            raise ModelDirError(f"{model_dir}: SavedModel has no '{SIGNATURE_NAME}' signature")
+        _check_signature(model_dir, loaded.signatures[SIGNATURE_NAME], metadata)
         return cls(model_dir, loaded, metadata)
 
     def predict(self, images: np.ndarray) -> np.ndarray:
@@ -87,51 +66,10 @@ class Segmenter:
         outputs = self._serve(**{INPUT_NAME: tf.constant(images, dtype=tf.uint8)})
         return outputs[OUTPUT_NAME].numpy()
 
-    def upsample(self, probabilities: np.ndarray, height: int, width: int) -> PhotoSegmentation:
-        """Resize one photo's probabilities to its own size before taking classes, so edges follow it."""
-        if self.num_classes == 3:
-            return _upsample_three_classes(probabilities, height, width)
-        labels, alpha = self._upsample(
-            tf.constant(probabilities, tf.float32), tf.constant([height, width], tf.int32)
-        )
-        return PhotoSegmentation(labels=labels.numpy(), pet_alpha=alpha.numpy())
-
     def warm_up(self) -> None:
-        """Run the model and the upsampler once so the first request does not pay for graph setup."""
+        """Run the model once so the first request does not pay for graph setup."""
         size = self.input_size
-        probabilities = self.predict(np.zeros((1, size, size, 3), np.uint8))
-        self.upsample(probabilities[0], size * 2, size * 3)
-
-    @staticmethod
-    def _upsample_graph(probabilities: tf.Tensor, size: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        resized = tf.image.resize(probabilities[tf.newaxis], size, method="bilinear")[0]
-        labels = tf.cast(tf.argmax(resized, axis=-1), tf.uint8)
-        # The border class is the trimap's "unsure" band around the pet: counting it half makes the
-        # cut-out's edge fade instead of stepping.
-        alpha = resized[..., PET_CLASS] + 0.5 * resized[..., BORDER_CLASS]
-        alpha = tf.cast(tf.round(tf.clip_by_value(alpha, 0.0, 1.0) * 255.0), tf.uint8)
-        return labels, alpha
-
-
-def _upsample_three_classes(probabilities: np.ndarray, height: int, width: int) -> PhotoSegmentation:
-    """The same bilinear upsampling in Pillow, on probabilities quantised to 1/255 as one RGB image.
-
-    Per request this is a few times cheaper than calling TensorFlow from a worker thread, whose op
-    pool it would share with the model's batch; quantisation moves the argmax on well under 0.1 % of
-    pixels (measured on the benchmark photos), all on class boundaries.
-    """
-    quantised = (np.clip(probabilities, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    size = (width, height)
-    planes = np.asarray(Image.fromarray(quantised, "RGB").resize(size, Image.Resampling.BILINEAR))
-    pet, background, border = planes[..., PET_CLASS], planes[..., BACKGROUND_CLASS], planes[..., BORDER_CLASS]
-    # argmax with ties going to the lower index, as tf.argmax does
-    labels = np.where(background > pet, np.uint8(BACKGROUND_CLASS), np.uint8(PET_CLASS))
-    labels[border > np.maximum(pet, background)] = BORDER_CLASS
-    # Border pixels count half: the cut-out's edge fades instead of stepping (interpolation is linear).
-    soft = np.clip(probabilities[..., PET_CLASS] + 0.5 * probabilities[..., BORDER_CLASS], 0.0, 1.0)
-    alpha_small = Image.fromarray((soft * 255.0 + 0.5).astype(np.uint8), "L")
-    alpha = np.asarray(alpha_small.resize(size, Image.Resampling.BILINEAR))
-    return PhotoSegmentation(labels=labels, pet_alpha=alpha)
+        self.predict(np.zeros((1, size, size, 3), np.uint8))
 
 
 def _read_metadata(model_dir: Path) -> dict[str, Any]:
@@ -142,12 +80,10 @@ def _read_metadata(model_dir: Path) -> dict[str, Any]:
         raise ModelDirError(f"{path}: metadata.json is missing") from exc
     except (OSError, ValueError) as exc:
         raise ModelDirError(f"{path}: unreadable metadata.json ({exc})") from exc
-    missing = [key for key in ("name", "version", "input_size", "classes") if key not in metadata]
-    if missing:
-        raise ModelDirError(f"{path}: metadata.json lacks {', '.join(missing)}")
-    classes = metadata["classes"]
-    if not isinstance(classes, list) or len(classes) < 3 or any("color" not in c for c in classes):
-        raise ModelDirError(f"{path}: metadata.json 'classes' must list at least pet, background, border")
+    try:
+        check_metadata(metadata)
+    except ContractError as exc:
+        raise ModelDirError(f"{path}: {exc}") from exc
     return metadata
 
 

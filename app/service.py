@@ -14,6 +14,7 @@ from app import imaging
 from app.batcher import Batcher
 from app.schemas import BoundingBox, OutputMode, RenderOptions, SegmentResult, Timings
 from app.settings import Settings
+from petseg_contract import PET, masks, photos
 
 if TYPE_CHECKING:  # TensorFlow is heavy; only the lifespan imports the segmenter at runtime
     from app.segmenter import Segmenter
@@ -41,7 +42,7 @@ class SegmentationService:
         self._cpu_limiter = CapacityLimiter(os.cpu_count() or 2)
 
     async def segment(self, data: bytes, options: RenderOptions) -> Rendered:
-        """Segment one uploaded photo; raises imaging.ImageError for bad input, Overloaded when full."""
+        """Segment one uploaded photo; raises photos.ImageError for bad input, Overloaded when full."""
         started = time.perf_counter()
         with self.batcher.arriving():
             photo = await to_thread.run_sync(self._decode, data, options.output, limiter=self._cpu_limiter)
@@ -70,8 +71,8 @@ class SegmentationService:
         )
         return Rendered(png=png, result=result)
 
-    def _decode(self, data: bytes, output: OutputMode) -> imaging.Photo:
-        return imaging.decode_photo(
+    def _decode(self, data: bytes, output: OutputMode) -> photos.Photo:
+        return photos.decode(
             data,
             input_size=self.segmenter.input_size,
             max_pixels=self.settings.max_pixels,
@@ -79,11 +80,11 @@ class SegmentationService:
         )
 
     def _render(
-        self, photo: imaging.Photo, probabilities: np.ndarray, options: RenderOptions
+        self, photo: photos.Photo, probabilities: np.ndarray, options: RenderOptions
     ) -> tuple[bytes | None, list[float], dict[str, int] | None]:
         """PNG (or None for JSON), class fractions and pet box; all here, in a worker thread, because
         counting pixels of a full-size photo would otherwise block the event loop."""
-        segmentation = self.segmenter.upsample(probabilities, photo.height, photo.width)
+        segmentation = masks.upsample(probabilities, photo.height, photo.width)
         labels = segmentation.labels
         png: bytes | None = None
         if options.output is OutputMode.mask:
@@ -95,7 +96,7 @@ class SegmentationService:
             assert photo.rgb is not None
             png = imaging.render_cutout(photo.rgb, segmentation.pet_alpha, options.background)
         fractions = imaging.class_fractions(labels, len(self.class_names))
-        return png, fractions, imaging.bounding_box(labels, imaging.PET_CLASS)
+        return png, fractions, imaging.bounding_box(labels, PET)
 
 
 def _box(box: dict[str, int] | None) -> BoundingBox | None:

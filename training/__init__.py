@@ -1,6 +1,8 @@
-"""Offline training package: Oxford-IIIT Pet -> U-Net (MobileNetV2 encoder) -> evaluated SavedModel."""
+"""Offline training package: Oxford-IIIT Pet -> U-Net -> evaluated SavedModel (see docs/training.md).
 
-CLASS_NAMES = ("pet", "background", "border")
-# Display colours for the three classes (RGB); they travel to the service through metadata.json.
-CLASS_COLORS = ((255, 120, 0), (40, 40, 160), (255, 230, 60))
-NUM_CLASSES = len(CLASS_NAMES)
+Class names, colours and everything else the service must agree on come from `petseg_contract`.
+"""
+
+from petseg_contract import CLASS_COLORS, CLASS_NAMES, NUM_CLASSES
+
+__all__ = ["CLASS_COLORS", "CLASS_NAMES", "NUM_CLASSES"]

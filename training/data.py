@@ -17,7 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image, ImageOps
+from PIL import Image
+
+from petseg_contract import photos
 
 log = logging.getLogger(__name__)
 
@@ -56,28 +58,13 @@ class LoadReport:
         }
 
 
-def to_rgb(img: Image.Image) -> Image.Image:
-    """Any Pillow mode (L, P, RGBA, CMYK, I;16, ...) as 8-bit RGB, EXIF orientation applied."""
-    img = ImageOps.exif_transpose(img)
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        arr = np.asarray(img, dtype=np.float32)
-        scale = 255.0 / max(float(arr.max()), 1.0) if img.mode == "I" else 1 / 257.0
-        img = Image.fromarray(np.clip(arr * scale, 0, 255).astype(np.uint8), "L")
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        # Composite on white rather than dropping alpha, so transparent areas do not turn black.
-        rgba = img.convert("RGBA")
-        bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(bg, rgba)
-    return img.convert("RGB")
-
-
 def decode_photo(path: Path, draft_size: int | None = None) -> np.ndarray:
-    """Decode a photo by its content (not its extension) into an RGB uint8 array."""
+    """Decode a photo by its content (not its extension) into an RGB uint8 array, as the service does.
+
+    With `draft_size`, a JPEG decodes straight to the smallest 1/2..1/8 scale still that large.
+    """
     with Image.open(path) as img:
-        if draft_size and img.format == "JPEG":
-            # JPEG can decode straight to a 1/2, 1/4 or 1/8 scale: much faster for small targets.
-            img.draft("RGB", (draft_size, draft_size))
-        return np.asarray(to_rgb(img))
+        return np.asarray(photos.load_rgb(img, draft=draft_size))
 
 
 def trimap_to_labels(trimap: np.ndarray) -> np.ndarray:
@@ -237,8 +224,8 @@ def open_source(data_dir: str, seed: int = 0):
 
 
 def resize_photo(image: np.ndarray, size: int) -> np.ndarray:
-    """Whole photo to size x size, bilinear: the model's input, as the service prepares it."""
-    return np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
+    """Whole photo to size x size: the model's input, exactly as the service prepares it."""
+    return photos.model_input(Image.fromarray(image), size)
 
 
 def resize_pair(sample: Sample, size: int) -> tuple[np.ndarray, np.ndarray]:

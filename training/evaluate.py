@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+import petseg_contract as contract
 from training import data as pet_data
 from training.metrics import confusion_matrix, scores_to_json
 
@@ -26,14 +27,14 @@ class SavedModelPredictor:
     def __init__(self, model_dir: str | Path):
         self.model_dir = Path(model_dir)
         self._loaded = tf.saved_model.load(str(self.model_dir))
-        self._fn = self._loaded.signatures["serving_default"]
+        self._fn = self._loaded.signatures[contract.SIGNATURE_NAME]
         meta = self.model_dir / "metadata.json"
         self.metadata = json.loads(meta.read_text()) if meta.exists() else {}
         # The signature itself knows S, so a freshly written export (no metadata yet) works too.
-        self.input_size = int(self._fn.structured_input_signature[1]["images"].shape[1])
+        self.input_size = int(self._fn.structured_input_signature[1][contract.INPUT_NAME].shape[1])
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
-        return self._fn(images=tf.constant(images, tf.uint8))["probabilities"].numpy()
+        return self._fn(**{contract.INPUT_NAME: tf.constant(images, tf.uint8)})[contract.OUTPUT_NAME].numpy()
 
 
 def upsample_argmax(probs: np.ndarray, height: int, width: int) -> np.ndarray:

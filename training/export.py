@@ -19,14 +19,13 @@ import numpy as np
 import PIL
 import tensorflow as tf
 
-from training import CLASS_COLORS, CLASS_NAMES
+import petseg_contract as contract
 from training import data as pet_data
 from training.config import TrainConfig
 from training.evaluate import SavedModelPredictor, evaluate_predictor
 from training.model import build_unet, predict_probabilities
 from training.train import BEST_WEIGHTS
 
-CONTRACT_VERSION = 1
 MAX_ABS_DIFF = 1e-4
 
 
@@ -65,19 +64,21 @@ class ServingModule(tf.Module):
         super().__init__(name="petseg_serving")
         self.model = model
         self.flip_tta = flip_tta
-        spec = tf.TensorSpec([None, input_size, input_size, 3], tf.uint8, name="images")
+        spec = tf.TensorSpec([None, input_size, input_size, 3], tf.uint8, name=contract.INPUT_NAME)
         self.serve = tf.function(self._serve, input_signature=[spec])
 
     def _serve(self, images):
         return {
-            "probabilities": predict_probabilities(self.model, tf.cast(images, tf.float32), self.flip_tta)
+            contract.OUTPUT_NAME: predict_probabilities(
+                self.model, tf.cast(images, tf.float32), self.flip_tta
+            )
         }
 
 
 def write_savedmodel(model: keras.Model, input_size: int, output: Path, flip_tta: bool = False) -> None:
     """uint8 photos in, softmax probabilities out; the float cast and [-1, 1] scaling live in the graph."""
     module = ServingModule(model, input_size, flip_tta)
-    tf.saved_model.save(module, str(output), signatures={"serving_default": module.serve})
+    tf.saved_model.save(module, str(output), signatures={contract.SIGNATURE_NAME: module.serve})
 
 
 def check_roundtrip(
@@ -146,27 +147,29 @@ def export(
         run_data = json.loads((run_dir / "data.json").read_text()) if (run_dir / "data.json").exists() else {}
         run_data.pop("validation_stems", None)
         metadata = {
-            "contract_version": CONTRACT_VERSION,
+            "contract_version": contract.CONTRACT_VERSION,
             "name": name,
             "version": version,
             "input_size": cfg.input_size,
             "signature": {
-                "name": "serving_default",
-                "inputs": {"images": {"dtype": "uint8", "shape": [None, cfg.input_size, cfg.input_size, 3]}},
+                "name": contract.SIGNATURE_NAME,
+                "inputs": {
+                    contract.INPUT_NAME: {
+                        "dtype": "uint8",
+                        "shape": [None, cfg.input_size, cfg.input_size, 3],
+                    }
+                },
                 "outputs": {
-                    "probabilities": {
+                    contract.OUTPUT_NAME: {
                         "dtype": "float32",
-                        "shape": [None, cfg.input_size, cfg.input_size, len(CLASS_NAMES)],
+                        "shape": [None, cfg.input_size, cfg.input_size, contract.NUM_CLASSES],
                     }
                 },
             },
             "preprocessing": "whole photo resized to input_size x input_size (bilinear), RGB uint8; "
             "scaling to [-1, 1] is inside the graph",
             "test_time_flip": flip_tta,
-            "classes": [
-                {"index": i, "name": n, "color": list(c)}
-                for i, (n, c) in enumerate(zip(CLASS_NAMES, CLASS_COLORS, strict=True))
-            ],
+            "classes": contract.classes_metadata(),
             "metrics": metrics,
             "training": dataclasses.asdict(cfg),
             "data": run_data,

@@ -95,7 +95,7 @@ def test_dockerignore_keeps_runs_data_and_caches_out():
     ]
     assert rules[0] == "*"
     allowed = {rule[1:].rstrip("/") for rule in rules if rule.startswith("!")}
-    assert allowed == {"app", "models", "pyproject.toml", "README.md"}
+    assert allowed == {"app", "petseg_contract", "models", "pyproject.toml", "README.md"}
     assert "**/__pycache__" in rules[rules.index("!README.md") :]
     copied = {
         arg.split()[0].rstrip("/") for op, arg in INSTR if op == "COPY" and not arg.startswith("--from")

@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from petseg_contract import photos
 from training import data as pet_data
 from training.synthetic import CORRUPT_STEM, MISSING_STEM, PNG_AS_JPG_STEM
 
@@ -82,7 +83,7 @@ def test_every_photo_mode_becomes_rgb(mode):
     buf = io.BytesIO()
     img.save(buf, format="TIFF" if mode in ("CMYK", "I;16") else "PNG")
     with Image.open(io.BytesIO(buf.getvalue())) as reopened:
-        out = np.asarray(pet_data.to_rgb(reopened))
+        out = np.asarray(photos.to_rgb(reopened))
     assert out.shape == (8, 10, 3) and out.dtype == np.uint8
 
 

@@ -12,8 +12,8 @@ from app.api.deps import ApiKeyDep, ServiceDep, SettingsDep
 from app.api.uploads import FILE_FIELD, read_uploads
 from app.batcher import Overloaded
 from app.errors import ProblemError
-from app.imaging import ImageError
 from app.schemas import BatchItem, BatchResponse, OutputMode, Problem, RenderOptions, SegmentResult
+from petseg_contract.photos import ImageError
 
 router = APIRouter(tags=["segmentation"], dependencies=[ApiKeyDep])
 
