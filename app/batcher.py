@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from petseg_contract import OUTPUT_NAME
+
 logger = logging.getLogger(__name__)
 
 
@@ -21,12 +23,17 @@ class Overloaded(Exception):
 
 @dataclass(frozen=True)
 class BatchResult:
-    """One photo's model output and what it cost."""
+    """One photo's model outputs (by contract name) and what they cost."""
 
-    probabilities: np.ndarray
+    outputs: dict[str, np.ndarray]
     queued_s: float
     inference_s: float
     batch_size: int
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        """float32 [S, S, C]: the segmentation output every model has."""
+        return self.outputs[OUTPUT_NAME]
 
 
 @dataclass
@@ -46,7 +53,7 @@ class Batcher:
 
     def __init__(
         self,
-        predict: Callable[[np.ndarray], np.ndarray],
+        predict: Callable[[np.ndarray], dict[str, np.ndarray]],
         *,
         max_batch_size: int,
         max_wait_s: float,
@@ -91,7 +98,7 @@ class Batcher:
         self._executor.shutdown(wait=True)
 
     async def submit(self, image: np.ndarray) -> BatchResult:
-        """Queue one uint8 [S, S, 3] photo and wait for its probabilities; raise Overloaded when full."""
+        """Queue one uint8 [S, S, 3] photo and wait for its outputs; raise Overloaded when full."""
         future: asyncio.Future[BatchResult] = asyncio.get_running_loop().create_future()
         try:
             self._queue.put_nowait(_Pending(image, future, time.perf_counter()))
@@ -108,7 +115,7 @@ class Batcher:
                 continue
             started = time.perf_counter()
             try:
-                probabilities = await loop.run_in_executor(
+                outputs = await loop.run_in_executor(
                     self._executor, self._predict, np.stack([p.image for p in batch])
                 )
             except Exception as exc:
@@ -124,7 +131,7 @@ class Batcher:
                 if not pending.future.done():
                     pending.future.set_result(
                         BatchResult(
-                            probabilities=probabilities[index],
+                            outputs={name: values[index] for name, values in outputs.items()},
                             queued_s=started - pending.enqueued_at,
                             inference_s=inference_s,
                             batch_size=len(batch),

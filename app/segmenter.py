@@ -11,7 +11,17 @@ import numpy as np
 import tensorflow as tf
 
 from app.settings import ModelDirError, Settings
-from petseg_contract import INPUT_NAME, OUTPUT_NAME, SIGNATURE_NAME, ContractError, check_metadata
+from petseg_contract import (
+    BREED_NAMES,
+    BREED_OUTPUT,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    SIGNATURE_NAME,
+    SPECIES_NAMES,
+    SPECIES_OUTPUT,
+    ContractError,
+    check_metadata,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +49,18 @@ class Segmenter:
         self.num_classes: int = len(metadata["classes"])
         self._loaded = loaded  # keeps the variables alive for the signature
         self._serve = loaded.signatures[SIGNATURE_NAME]
+        # The contract's outputs this export has, in a fixed order: probabilities first, then the
+        # optional species/breed heads. Outputs the contract does not know are ignored.
+        self.output_names: tuple[str, ...] = tuple(
+            name
+            for name in (OUTPUT_NAME, SPECIES_OUTPUT, BREED_OUTPUT)
+            if name in self._serve.structured_outputs
+        )
+
+    @property
+    def has_labels(self) -> bool:
+        """Whether the model also says species and breed (optional outputs of the contract)."""
+        return SPECIES_OUTPUT in self.output_names and BREED_OUTPUT in self.output_names
 
     @property
     def version(self) -> int:
@@ -61,10 +83,10 @@ class Segmenter:
         _check_signature(model_dir, loaded.signatures[SIGNATURE_NAME], metadata)
         return cls(model_dir, loaded, metadata)
 
-    def predict(self, images: np.ndarray) -> np.ndarray:
-        """uint8 [n, S, S, 3] photos → float32 [n, S, S, C] class probabilities."""
+    def predict(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """uint8 [n, S, S, 3] photos → each contract output by name (probabilities: float32 [n,S,S,C])."""
         outputs = self._serve(**{INPUT_NAME: tf.constant(images, dtype=tf.uint8)})
-        return outputs[OUTPUT_NAME].numpy()
+        return {name: outputs[name].numpy() for name in self.output_names}
 
     def warm_up(self) -> None:
         """Run the model once so the first request does not pay for graph setup."""
@@ -104,3 +126,9 @@ def _check_signature(model_dir: Path, serve: Any, metadata: dict[str, Any]) -> N
             f"{model_dir}: signature output '{OUTPUT_NAME}' is {output}"
             f", expected [batch, {size}, {size}, {classes}]"
         )
+    for name, names in ((SPECIES_OUTPUT, SPECIES_NAMES), (BREED_OUTPUT, BREED_NAMES)):
+        head = serve.structured_outputs.get(name)
+        if head is not None and head.shape.as_list()[1:] != [len(names)]:
+            raise ModelDirError(
+                f"{model_dir}: signature output '{name}' is {head}, expected [batch, {len(names)}]"
+            )
