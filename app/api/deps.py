@@ -20,10 +20,13 @@ def get_settings(request: Request) -> Settings:
 
 
 def get_ready_service(request: Request) -> SegmentationService:
-    """The service once the model is loaded and warmed up; 503 before that."""
+    """The service once the model is loaded and warmed up; 503 (with Retry-After) before that."""
     service = getattr(request.app.state, "service", None)
     if service is None or not request.app.state.ready:
-        raise ProblemError(503, "the model is still loading or warming up", headers={"Retry-After": "1"})
+        retry_after = str(request.app.state.settings.retry_after_seconds)
+        raise ProblemError(
+            503, "the model is still loading or warming up", headers={"Retry-After": retry_after}
+        )
     return service
 
 

@@ -20,9 +20,13 @@ async def healthz() -> dict[str, str]:
 @router.get(
     "/readyz",
     summary="Readiness: 200 only once the model is loaded and warmed up",
-    responses={503: {"description": "Still loading or warming up."}},
+    responses={503: {"description": "Still loading or warming up, or the model worker has stopped."}},
 )
 async def readyz(request: Request) -> JSONResponse:
+    service = getattr(request.app.state, "service", None)
+    failure = service.batcher.failure if service is not None else None
+    if failure is not None:
+        return JSONResponse({"status": "not ready", "detail": failure}, status_code=503)
     if getattr(request.app.state, "ready", False):
         return JSONResponse({"status": "ready"})
     reason = getattr(request.app.state, "not_ready_reason", "starting")
