@@ -106,7 +106,7 @@ def server(tmp_path_factory, model_dir: Path) -> Iterator[Server]:
 
 @pytest.fixture(scope="session")
 def guarded_server(tmp_path_factory, model_dir: Path) -> Iterator[Server]:
-    """The service with an API key and a one-photo queue, to see 401 and 503 + Retry-After."""
+    """The service with an API key (and a one-photo queue), to see 401 on /segment and open probes."""
     yield from start_server(
         tmp_path_factory,
         "guarded",

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from PIL import Image
@@ -179,3 +180,74 @@ def test_masks_are_exactly_what_the_service_answers(tmp_path, tiny_model_dir, ph
     assert answer.status_code == 200, answer.text
     assert (tmp_path / "cat.mask.png").read_bytes() == answer.content
     assert Image.open(io.BytesIO(answer.content)).size == (200, 150)
+
+
+def test_tensorflow_import_notices_are_not_printed(batch_run):
+    proc, _ = batch_run
+    assert "oneDNN" not in proc.stderr and "absl::InitializeLog" not in proc.stderr
+
+
+@pytest.mark.parametrize("command", ["predict", "serve"])
+def test_a_bad_setting_is_one_line_and_exit_status_2(photos, command):
+    args = ["predict", str(photos["cat"])] if command == "predict" else ["serve"]
+    proc = petseg(*args, env={"PETSEG_PORT": "eighty"})
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "petseg: invalid setting PETSEG_PORT='eighty': Input should be a valid integer, "
+        "unable to parse string as an integer"
+    ]
+
+
+def test_an_unknown_setting_is_reported_with_the_closest_name(tmp_path, photos):
+    proc = petseg(
+        "predict", str(photos["cat"]), "--model", str(tmp_path / "nowhere"), env={"PETSEG_MODEL_DRI": "x"}
+    )
+    assert "warning: PETSEG_MODEL_DRI is not a PetSeg setting" in proc.stderr
+    assert "did you mean PETSEG_MODEL_DIR?" in proc.stderr
+
+
+def test_serve_listens_where_the_settings_say(tmp_path, tiny_model_dir):
+    from tests.app.conftest import free_port
+
+    port = free_port()
+    env = {**os.environ, "PETSEG_PORT": str(port), "PETSEG_MODEL_DIR": str(tiny_model_dir)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "app", "serve"], cwd=REPO, env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        else:
+            pytest.fail(f"petseg serve not ready on PETSEG_PORT={port}")
+    finally:
+        server.terminate()
+        _, log = server.communicate(timeout=60)
+    assert server.returncode == 0, log
+    assert "oneDNN" not in log
+
+
+@pytest.mark.parametrize("text", ["ffffff", "#ffffff", "#FFFFFF", "white"])
+def test_colours_are_read_with_or_without_a_hash(text):
+    from app.predict import parse_color
+
+    assert parse_color(text) == (255, 255, 255)
+
+
+@pytest.mark.parametrize("text", ["fffff", "#12345g", "not-a-colour", ""])
+def test_unreadable_colours_are_refused(text):
+    from app.predict import parse_color
+
+    with pytest.raises(ValueError):
+        parse_color(text)
+
+
+def test_predict_help_states_every_exit_status():
+    proc = petseg("predict", "--help")
+    text = " ".join(proc.stdout.split())
+    assert "exit status is then 1" in text and "Exit status 2: nothing was tried" in text
