@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from app.service import SegmentationService
 
 logger = logging.getLogger("app")
-DOCS_ASSETS_URL = "/docs/assets"  # Swagger UI's and ReDoc's scripts, styles and icon
+DOCS_ASSETS_URL = "/docs/assets"  # Swagger UI's script, style and icon
 
 
 class _StartupErrorLine:
@@ -118,13 +118,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """A new app with its own settings and metrics registry; the model loads when its lifespan starts."""
     settings = settings or Settings()
     logging.getLogger("app").setLevel(settings.log_level.upper())
-    # FastAPIOffline: /docs (Swagger UI) and /redoc with their scripts, styles and icon served from this
-    # service (a pinned package ships them), not from a CDN, so the API reference works offline.
+    # FastAPIOffline: /docs (Swagger UI) with its script, style and icon served from this service (a
+    # maintained package ships them), not from a CDN, so the API reference works offline. No ReDoc: its
+    # bundle still fetches a logo from its CDN, and one API viewer is enough.
     app = FastAPIOffline(
         title="PetSeg",
         summary="Pet-photo segmentation: PNG masks, overlays, cut-outs and JSON.",
         version="0.1.0",
         lifespan=_lifespan,
+        redoc_url=None,
         static_url=DOCS_ASSETS_URL,
         swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from validator.swagger.io
     )
