@@ -7,6 +7,7 @@ adds `errors`, one {loc, msg, type} per invalid input, for programs.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from http import HTTPStatus
 
 from fastapi import FastAPI, Request
@@ -42,7 +43,11 @@ def problem_body(status: int, title: str, detail: str, errors: list[dict] | None
 
 
 def problem_response(
-    status: int, title: str, detail: str, headers: dict | None = None, errors: list[dict] | None = None
+    status: int,
+    title: str,
+    detail: str,
+    headers: Mapping[str, str] | None = None,
+    errors: list[dict] | None = None,
 ) -> JSONResponse:
     return JSONResponse(
         problem_body(status, title, detail, errors),

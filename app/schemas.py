@@ -63,7 +63,7 @@ class Problem(BaseModel):
     status: int
     detail: str = Field(description="What went wrong, for people (always a string).")
     errors: list[ValidationIssue] | None = Field(
-        None, description="422 only: each invalid input, for programs."
+        default=None, description="422 only: each invalid input, for programs."
     )
 
 
