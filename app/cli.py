@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 EXIT_USAGE = 2  # argparse's status for bad arguments; bad settings are the same kind of mistake
 
 
-def load_settings(**overrides: Any) -> Settings:
+def load_settings(*, warn_unknown: bool = True, **overrides: Any) -> Settings:
     """Settings from PETSEG_* plus the command line's overrides (None: not given); exit 2 with one line
     naming the bad variable instead of a traceback, and warn about PETSEG_* variables nothing reads."""
     from pydantic import ValidationError
@@ -30,7 +30,7 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         print(f"petseg: {describe_invalid(exc)}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None
-    for line in unknown_environment():
+    for line in unknown_environment() if warn_unknown else []:
         print(f"petseg: warning: {line}", file=sys.stderr)
     return settings
 
@@ -55,7 +55,8 @@ def _tune_malloc() -> None:
 def _serve(args: argparse.Namespace) -> int:
     _tune_malloc()
     # Settings first: app.main builds a default app at import, which would fail less clearly.
-    settings = load_settings(model_dir=args.model_dir, host=args.host, port=args.port)
+    # The service itself logs unknown PETSEG_* variables at startup; saying it here too would say it twice.
+    settings = load_settings(model_dir=args.model_dir, host=args.host, port=args.port, warn_unknown=False)
     import uvicorn
 
     from app.main import create_app

@@ -206,11 +206,16 @@ def test_an_unknown_setting_is_reported_with_the_closest_name(tmp_path, photos):
     assert "did you mean PETSEG_MODEL_DIR?" in proc.stderr
 
 
-def test_serve_listens_where_the_settings_say(tmp_path, tiny_model_dir):
+def test_serve_listens_where_the_settings_say_and_reports_unknown_ones_once(tmp_path, tiny_model_dir):
     from tests.app.conftest import free_port
 
     port = free_port()
-    env = {**os.environ, "PETSEG_PORT": str(port), "PETSEG_MODEL_DIR": str(tiny_model_dir)}
+    env = {
+        **os.environ,
+        "PETSEG_PORT": str(port),
+        "PETSEG_MODEL_DIR": str(tiny_model_dir),
+        "PETSEG_LOG_LEVL": "debug",
+    }
     server = subprocess.Popen(
         [sys.executable, "-m", "app", "serve"], cwd=REPO, env=env, stderr=subprocess.PIPE, text=True
     )
@@ -230,6 +235,7 @@ def test_serve_listens_where_the_settings_say(tmp_path, tiny_model_dir):
         _, log = server.communicate(timeout=60)
     assert server.returncode == 0, log
     assert "oneDNN" not in log
+    assert log.count("PETSEG_LOG_LEVL is not a PetSeg setting") == 1, log
 
 
 @pytest.mark.parametrize("text", ["ffffff", "#ffffff", "#FFFFFF", "white"])
