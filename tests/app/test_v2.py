@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,10 +14,13 @@ import httpx
 import numpy as np
 import pytest
 import tritonclient.http as triton
+from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from tritonclient.utils import InferenceServerException
 
-from tests.app.conftest import API_KEY, Server
+from app.main import create_app
+from app.settings import Settings
+from tests.app.conftest import API_KEY, REPO, Server
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 TOLERANCE = 1e-4
@@ -149,6 +153,19 @@ def test_model_metadata_lists_the_contract_tensors(client, model, savedmodel) ->
 def test_unknown_model_or_version_metadata_is_404(client, model) -> None:
     assert error_of(lambda: client.get_model_metadata("no-such-model")).status() == "404"
     assert error_of(lambda: client.get_model_metadata(model["name"], "99")).status() == "404"
+
+
+def test_before_the_model_is_ready_v2_is_live_but_answers_503(model_dir: Path, model) -> None:
+    outside = TestClient(create_app(Settings(model_dir=model_dir)))  # lifespan not run: no model yet
+    assert outside.get("/v2/health/live").status_code == 200
+    for response in (
+        outside.get("/v2/health/ready"),
+        outside.get(f"/v2/models/{model['name']}/ready"),
+        outside.get(f"/v2/models/{model['name']}"),
+        outside.post(infer_url(model), json=json_request(photos(model, 1))),
+    ):
+        assert_protocol_error(response, 503)
+        assert "retry-after" in response.headers
 
 
 # --- inference -------------------------------------------------------------------------------------
@@ -426,3 +443,19 @@ def test_a_batch_beyond_the_queue_capacity_is_503_with_retry_after(guarded_serve
     )
     assert_protocol_error(response, 503, "retry")
     assert response.headers["retry-after"] == "1"
+
+
+def test_the_documented_python_examples_run(server: Server, model, monkeypatch, capsys) -> None:
+    """docs/open-inference-protocol.md's examples, as written, against this server and its model."""
+    doc = (REPO / "docs" / "open-inference-protocol.md").read_text()
+    code = "\n".join(re.findall(r"```python\n(.*?)```", doc, re.DOTALL))
+    code = code.replace("127.0.0.1:8000", server.url.removeprefix("http://")).replace(
+        "pet-unet", model["name"]
+    )
+    monkeypatch.chdir(REPO)  # the example opens app/static/example.jpg
+    namespace: dict = {}
+    exec(compile(code, "docs/open-inference-protocol.md", "exec"), namespace)
+    size = model["input_size"]
+    assert namespace["labels"].shape == (size, size)
+    assert namespace["probabilities"].shape == (1, size, size, len(model["classes"]))
+    assert "example-1 pet covers" in capsys.readouterr().out
