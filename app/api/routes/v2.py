@@ -243,16 +243,18 @@ async def _infer(
     segmenter = service.segmenter
     inputs, outputs = model_tensors(service)
     body = await read_body(request, max_bytes=settings.max_upload_bytes)
-    try:
-        body = oip.decode_content(body, request.headers.get("content-encoding"), settings.max_upload_bytes)
-        # Parsing a large JSON tensor takes long enough to stall other requests: off the event loop.
-        parsed = await to_thread.run_sync(
-            oip.parse_infer_request,
-            body,
-            request.headers.get(oip.HEADER_LENGTH),
-            [inputs],
-            [spec.name for spec in outputs],
+
+    def decode() -> oip.InferRequest:
+        inflated = oip.decode_content(
+            body, request.headers.get("content-encoding"), settings.max_upload_bytes
         )
+        return oip.parse_infer_request(
+            inflated, request.headers.get(oip.HEADER_LENGTH), [inputs], [spec.name for spec in outputs]
+        )
+
+    try:
+        # Inflating and parsing megabytes of JSON would stall other requests: off the event loop.
+        parsed = await to_thread.run_sync(decode)
     except oip.BodyTooLarge as exc:
         raise ProblemError(413, str(exc)) from None
     except oip.UnsupportedEncoding as exc:
