@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.routes import ops, segment, ui, v2
+from app.api.v2_errors import install_protocol_errors
 from app.errors import install_error_handlers
 from app.metrics import Metrics, MetricsMiddleware
 from app.settings import ModelDirError, Settings
@@ -114,7 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops.router)
     app.include_router(ui.router)
     app.include_router(v2.router)
-    v2.install_protocol_errors(app)  # after every other handler: it reshapes their answers on /v2
+    install_protocol_errors(app)  # after every other handler: it reshapes their answers on /v2
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(_StartupErrorLine, fastapi_app=app)
     return app

@@ -3,33 +3,30 @@
 Tensor-native callers (`tritonclient`, KServe's SDK, gateways) send the model's own input, uint8
 photos at its input size, and get its outputs as tensors. Requests share the batcher, the upload
 limit, the API key and the metrics with /segment; errors on /v2 paths take the protocol's
-`{"error": "..."}` shape (install_protocol_errors) instead of problem+json.
+`{"error": "..."}` shape (app.api.v2_errors) instead of problem+json.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
-import json
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
 from anyio import to_thread
-from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from app import oip
 from app.api.deps import ApiKeyDep, ServiceDep, SettingsDep
 from app.api.uploads import read_body
+from app.api.v2_errors import PREFIX
 from app.batcher import Overloaded
 from app.errors import ProblemError
 from app.service import SegmentationService
 from app.settings import Settings
 from petseg_contract import BREED_NAMES, BREED_OUTPUT, INPUT_NAME, OUTPUT_NAME, SPECIES_NAMES, SPECIES_OUTPUT
 
-PREFIX = "/v2"
 # The model artifact is a SavedModel, whatever runtime executes it; KServe and Triton use this name.
 PLATFORM = "tensorflow_savedmodel"
 SERVER_NAME = "petseg"
@@ -329,57 +326,3 @@ async def infer_version(
     request: Request, service: ServiceDep, settings: SettingsDep, model_name: str, model_version: str
 ) -> Response:
     return await _infer(request, service, settings, model_name, model_version)
-
-
-# --- the protocol's error shape, on /v2 paths only ---------------------------------------------------
-
-Handler = Callable[[Request, Exception], Response | Awaitable[Response]]
-
-
-def install_protocol_errors(app: FastAPI) -> None:
-    """Answer errors on /v2 paths as `{"error": "..."}`, keeping status and headers; others untouched.
-
-    Wraps every exception handler the app has so far (call it after the others are installed), so
-    errors raised by shared dependencies (API key, readiness), the upload limit, unknown /v2 routes
-    and unexpected failures all take the protocol's shape without a second set of handlers.
-    """
-    for key, handler in list(app.exception_handlers.items()):
-        app.exception_handlers[key] = _protocol_shaped(handler)
-
-
-def _on_protocol_path(request: Request) -> bool:
-    path = request.url.path
-    return path == PREFIX or path.startswith(PREFIX + "/")
-
-
-def _protocol_shaped(handler: Handler) -> Callable[[Request, Exception], Awaitable[Response]]:
-    async def shaped(request: Request, exc: Exception) -> Response:
-        response = handler(request, exc)
-        if inspect.isawaitable(response):
-            response = await response
-        if not isinstance(response, Response) or not _on_protocol_path(request):
-            return response
-        return _as_protocol_error(response)
-
-    return shaped
-
-
-def _as_protocol_error(response: Response) -> JSONResponse:
-    """A problem+json (or any) error response as the protocol's `{"error": message}`."""
-    try:
-        problem = json.loads(bytes(response.body))
-    except ValueError:
-        problem = bytes(response.body).decode(errors="replace")
-    if isinstance(problem, dict):
-        detail = problem.get("detail")
-        message = detail if isinstance(detail, str) and detail else problem.get("title") or str(problem)
-        if detail and not isinstance(detail, str):
-            message = f"{message}: {json.dumps(detail)}"
-    else:
-        message = str(problem)
-    headers = {
-        key: value
-        for key, value in response.headers.items()
-        if key.lower() not in ("content-length", "content-type")
-    }
-    return JSONResponse({"error": message}, status_code=response.status_code, headers=headers)
