@@ -66,3 +66,8 @@ async def read_uploads(request: Request, *, max_bytes: int, max_files: int) -> l
         f"send the photo as multipart field '{FILE_FIELD}' or as a raw image/* body, not '{content_type}'",
         title="Unsupported media type",
     )
+
+
+async def read_body(request: Request, *, max_bytes: int) -> bytes:
+    """The whole request body, refused with 413 as soon as more than `max_bytes` arrived."""
+    return b"".join([chunk async for chunk in _limited(request, max_bytes).stream()])
