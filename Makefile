@@ -7,9 +7,10 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: serve test chromium lint typecheck install-serve install-dev clean container-test
 
-# Every Python folder is linted and format-checked; the two halves and their contract are type-checked.
-PYTHON_DIRS := app training tests bench stress petseg_contract
-TYPED_DIRS := app training petseg_contract
+# Every Python folder is linted and format-checked; the two halves, their contract and the test harness
+# are type-checked (mypy, configured in pyproject.toml).
+PYTHON_DIRS := app training tests bench stress petseg_contract petseg_harness
+TYPED_DIRS := app training petseg_contract petseg_harness
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
