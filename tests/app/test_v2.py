@@ -20,7 +20,10 @@ from tritonclient.utils import InferenceServerException
 
 from app.main import create_app
 from app.settings import Settings
-from tests.app.conftest import API_KEY, REPO, Server
+from petseg_harness.server import ServerProcess as Server
+from tests.app.conftest import API_KEY
+
+REPO = Path(__file__).resolve().parents[2]
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 TOLERANCE = 1e-4
