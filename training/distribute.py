@@ -86,15 +86,19 @@ def create_strategy(name: str, virtual_devices: int = 0) -> tf.distribute.Strate
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 
+def is_chief_task(config: dict) -> bool:
+    """Whether TF_CONFIG names this process the chief: the `chief` task, or worker 0 when there is none."""
+    task = config.get("task") or {}
+    if task.get("type") in (None, "chief"):
+        return True
+    return task["type"] == "worker" and task.get("index", 0) == 0 and "chief" not in config["cluster"]
+
+
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
-    """The worker that writes the run directory: the `chief` task, or worker 0 when there is none."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.task_type:
+    """The worker that writes the run directory; always this process on a single machine."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return True
-    if resolver.task_type == "chief":
-        return True
-    has_chief = "chief" in resolver.cluster_spec().as_dict()
-    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+    return is_chief_task(tf_config())
 
 
 def per_replica_batch_size(global_batch_size: int, replicas: int) -> int:
