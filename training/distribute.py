@@ -266,7 +266,8 @@ def catch_sigterm() -> None:
         log.warning("SIGTERM: stopping after this epoch's backup")
         _sigterm.set()
 
-    signal.signal(signal.SIGTERM, handler)
+    if threading.current_thread() is threading.main_thread():  # Python delivers signals only there
+        signal.signal(signal.SIGTERM, handler)
 
 
 class StopOnSigterm(keras.callbacks.Callback):
