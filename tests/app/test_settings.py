@@ -12,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from app.settings import Settings, describe_invalid, unknown_environment
-from tests.app.conftest import REPO
+from petseg_harness.server import REPO
 
 CONFIGURATION_DOC = REPO / "docs" / "configuration.md"
 

@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from petseg_harness.photos import make_photo
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -31,10 +33,7 @@ def petseg(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
 
 
 def write_photo(path: Path, width: int, height: int, fmt: str = "JPEG") -> Path:
-    """A bright blob on a dark background, like tests/app's photos."""
-    image = Image.new("RGB", (width, height), (40, 60, 80))
-    image.paste((220, 180, 120), (width // 4, height // 4, 3 * width // 4, 3 * height // 4))
-    image.save(path, format=fmt)
+    path.write_bytes(make_photo(width, height, fmt=fmt))
     return path
 
 
@@ -207,35 +206,17 @@ def test_an_unknown_setting_is_reported_with_the_closest_name(tmp_path, photos):
 
 
 def test_serve_listens_where_the_settings_say_and_reports_unknown_ones_once(tmp_path, tiny_model_dir):
-    from tests.app.conftest import free_port
+    from petseg_harness.server import running_service
 
-    port = free_port()
-    env = {
-        **os.environ,
-        "PETSEG_PORT": str(port),
-        "PETSEG_MODEL_DIR": str(tiny_model_dir),
-        "PETSEG_LOG_LEVL": "debug",
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "app", "serve"], cwd=REPO, env=env, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and server.poll() is None:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        else:
-            pytest.fail(f"petseg serve not ready on PETSEG_PORT={port}")
-    finally:
-        server.terminate()
-        _, log = server.communicate(timeout=60)
-    assert server.returncode == 0, log
-    assert "oneDNN" not in log
-    assert log.count("PETSEG_LOG_LEVL is not a PetSeg setting") == 1, log
+    # The harness configures `petseg serve` only through PETSEG_* (PETSEG_HOST/PETSEG_PORT included):
+    # answering on its port proves serve reads them.
+    log = tmp_path / "serve.log"
+    with running_service(tiny_model_dir, log, {"PETSEG_LOG_LEVL": "debug"}) as server:
+        assert httpx.get(f"http://127.0.0.1:{server.port}/readyz", timeout=10).status_code == 200
+    assert server.process.returncode == 0
+    text = log.read_text()
+    assert "oneDNN" not in text
+    assert text.count("PETSEG_LOG_LEVL is not a PetSeg setting") == 1, text
 
 
 @pytest.mark.parametrize("text", ["ffffff", "#ffffff", "#FFFFFF", "white"])

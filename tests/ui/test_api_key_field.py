@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.app.conftest import API_KEY, Server, start_server
+from petseg_harness.server import ServerProcess, running_service
+from tests.app.conftest import API_KEY
 
 try:
     from selenium.webdriver.common.by import By
@@ -24,10 +25,10 @@ PHOTO_SIZE = (120, 90)
 
 
 @pytest.fixture(scope="module")
-def keyed_server(tmp_path_factory, tiny_model_dir: Path) -> Iterator[Server]:
-    yield from start_server(
-        tmp_path_factory, "ui-keyed", {"PETSEG_MODEL_DIR": str(tiny_model_dir), "PETSEG_API_KEY": API_KEY}
-    )
+def keyed_server(tmp_path_factory, tiny_model_dir: Path) -> Iterator[ServerProcess]:
+    log = tmp_path_factory.mktemp("logs") / "ui-keyed.log"
+    with running_service(tiny_model_dir, log, {"PETSEG_API_KEY": API_KEY}) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
