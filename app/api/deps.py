@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-from fastapi import Depends, Request, Security
+from fastapi import Depends, FastAPI, Request, Security
 from fastapi.security import APIKeyHeader
 
 from app.errors import ProblemError
@@ -17,6 +17,16 @@ _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="
 
 def get_settings(request: Request) -> Settings:
     return request.app.state.settings
+
+
+def not_ready_reason(app: FastAPI) -> str | None:
+    """Why the service cannot segment now (None: it can): loading, warming up, or its model worker stopped."""
+    service = getattr(app.state, "service", None)
+    if service is not None and service.batcher.failure is not None:
+        return service.batcher.failure
+    if getattr(app.state, "ready", False):
+        return None
+    return getattr(app.state, "not_ready_reason", "starting")
 
 
 def get_ready_service(request: Request) -> SegmentationService:

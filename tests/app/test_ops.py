@@ -108,6 +108,7 @@ def test_a_dead_model_worker_makes_readyz_fail_and_requests_answer_503(model_dir
         client.portal.call(_cancel_model_worker)
         ready = client.get("/readyz")
         assert ready.status_code == 503 and "model worker" in ready.json()["detail"]
+        assert client.get("/v2/health/ready").status_code == 503
         refused = client.post("/segment", files={"file": PHOTO})  # answered at once, not left hanging
         assert refused.status_code == 503 and refused.headers["retry-after"] == "3"
         assert "restarted" in refused.json()["detail"]

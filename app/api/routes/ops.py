@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from app.api.deps import ServiceDep
+from app.api.deps import ServiceDep, not_ready_reason
 from app.schemas import ModelInfo
 
 router = APIRouter(tags=["ops"])
@@ -23,13 +23,9 @@ async def healthz() -> dict[str, str]:
     responses={503: {"description": "Still loading or warming up, or the model worker has stopped."}},
 )
 async def readyz(request: Request) -> JSONResponse:
-    service = getattr(request.app.state, "service", None)
-    failure = service.batcher.failure if service is not None else None
-    if failure is not None:
-        return JSONResponse({"status": "not ready", "detail": failure}, status_code=503)
-    if getattr(request.app.state, "ready", False):
+    reason = not_ready_reason(request.app)
+    if reason is None:
         return JSONResponse({"status": "ready"})
-    reason = getattr(request.app.state, "not_ready_reason", "starting")
     return JSONResponse({"status": "not ready", "detail": reason}, status_code=503)
 
 
