@@ -45,10 +45,6 @@ def _hex_color(value: str) -> tuple[int, int, int]:
     return int(value[0:2], 16), int(value[2:4], 16), int(value[4:6], 16)
 
 
-def _model_headers(service: ServiceDep) -> dict[str, str]:
-    return {"X-Model-Name": service.segmenter.name, "X-Model-Version": str(service.segmenter.version)}
-
-
 @router.post(
     "/segment",
     summary="Segment one pet photo",
@@ -97,10 +93,10 @@ async def segment(
         output=output, opacity=opacity, background=_hex_color(background) if background else None
     )
     rendered = await service.segment(uploads[0].data, options)  # Unavailable: 503 (app/errors.py)
-    headers = _model_headers(service)
+    # X-Model-Name/X-Model-Version: added to every response by app.main._ModelHeaders.
     if rendered.png is None:
-        return Response(rendered.result.model_dump_json(), media_type="application/json", headers=headers)
-    return Response(rendered.png, media_type="image/png", headers=headers)
+        return Response(rendered.result.model_dump_json(), media_type="application/json")
+    return Response(rendered.png, media_type="image/png")
 
 
 @router.post(
@@ -135,4 +131,4 @@ async def segment_batch(request: Request, service: ServiceDep, settings: Setting
     body = BatchResponse(
         model_name=service.segmenter.name, model_version=service.segmenter.version, results=list(items)
     )
-    return Response(body.model_dump_json(), media_type="application/json", headers=_model_headers(service))
+    return Response(body.model_dump_json(), media_type="application/json")
