@@ -64,14 +64,18 @@ def _serve(args: argparse.Namespace) -> int:
     # uvicorn re-raises SIGTERM after its graceful shutdown, which would end the process as "killed"
     # (exit -15); a handler that does nothing there turns a clean drain into exit code 0.
     signal.signal(signal.SIGTERM, lambda *_: None)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        timeout_graceful_shutdown=settings.drain_timeout_seconds,
-    )
+    uvicorn.run(create_app(settings), **uvicorn_options(settings))
     return 0
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How `petseg serve` runs uvicorn: where it listens, how loud, how long SIGTERM lets requests finish."""
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "timeout_graceful_shutdown": settings.drain_timeout_seconds,
+    }
 
 
 def _predict(args: argparse.Namespace) -> int:

@@ -238,3 +238,17 @@ def test_predict_help_states_every_exit_status():
     proc = petseg("predict", "--help")
     text = " ".join(proc.stdout.split())
     assert "exit status is then 1" in text and "Exit status 2: nothing was tried" in text
+
+
+def test_serve_runs_uvicorn_with_the_settings_listen_address_and_drain_timeout():
+    from app.cli import uvicorn_options
+    from app.settings import Settings
+
+    settings = Settings(host="0.0.0.0", port=9001, drain_timeout_seconds=25, log_level="warning")
+    options = uvicorn_options(settings)
+    assert options == {
+        "host": "0.0.0.0",
+        "port": 9001,
+        "log_level": "warning",
+        "timeout_graceful_shutdown": 25,
+    }
