@@ -10,8 +10,7 @@ from fastapi.responses import Response
 
 from app.api.deps import ApiKeyDep, ServiceDep, SettingsDep
 from app.api.uploads import FILE_FIELD, read_uploads
-from app.batcher import Overloaded
-from app.errors import ProblemError
+from app.batcher import Unavailable
 from app.schemas import BatchItem, BatchResponse, OutputMode, Problem, RenderOptions, SegmentResult
 from petseg_contract.photos import ImageError
 
@@ -31,12 +30,12 @@ _BATCH_FORM_SCHEMA = {
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": Problem, "description": why}
     for status, why in {
-        400: "Corrupt or truncated image.",
+        400: "Corrupt or truncated image, or a malformed multipart body.",
         401: "Missing or wrong X-API-Key (when a key is configured).",
-        413: "Upload too large, or too many pixels.",
+        413: "Upload too large, too many pixels, or more files than the endpoint takes.",
         415: "Not an image, or an unsupported format or content type.",
-        422: "Missing field or bad parameter.",
-        503: "Overloaded or still warming up; see Retry-After.",
+        422: "Missing field, bad parameter, or form fields besides `file`; `errors` lists each one.",
+        503: "Overloaded, warming up, shutting down, or the model worker stopped; see Retry-After.",
     }.items()
 }
 
@@ -44,16 +43,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 def _hex_color(value: str) -> tuple[int, int, int]:
     value = value.removeprefix("#")
     return int(value[0:2], 16), int(value[2:4], 16), int(value[4:6], 16)
-
-
-def _overloaded(exc: Overloaded, retry_after: int) -> ProblemError:
-    return ProblemError(
-        503, f"too many photos waiting ({exc}); retry later", headers={"Retry-After": str(retry_after)}
-    )
-
-
-def _model_headers(service: ServiceDep) -> dict[str, str]:
-    return {"X-Model-Name": service.segmenter.name, "X-Model-Version": str(service.segmenter.version)}
 
 
 @router.post(
@@ -103,14 +92,11 @@ async def segment(
     options = RenderOptions(
         output=output, opacity=opacity, background=_hex_color(background) if background else None
     )
-    try:
-        rendered = await service.segment(uploads[0].data, options)
-    except Overloaded as exc:
-        raise _overloaded(exc, settings.retry_after_seconds) from exc
-    headers = _model_headers(service)
+    rendered = await service.segment(uploads[0].data, options)  # Unavailable: 503 (app/errors.py)
+    # X-Model-Name/X-Model-Version: added to every response by app.main._ModelHeaders.
     if rendered.png is None:
-        return Response(rendered.result.model_dump_json(), media_type="application/json", headers=headers)
-    return Response(rendered.png, media_type="image/png", headers=headers)
+        return Response(rendered.result.model_dump_json(), media_type="application/json")
+    return Response(rendered.png, media_type="image/png")
 
 
 @router.post(
@@ -135,10 +121,8 @@ async def segment_batch(request: Request, service: ServiceDep, settings: Setting
         except ImageError as exc:
             problem = Problem(title=exc.title, status=exc.status, detail=exc.detail)
             return BatchItem(filename=filename, ok=False, error=problem)
-        except Overloaded as exc:
-            problem = Problem(
-                title="Service Unavailable", status=503, detail=f"overloaded ({exc}); retry later"
-            )
+        except Unavailable as exc:
+            problem = Problem(title="Service Unavailable", status=503, detail=str(exc))
             return BatchItem(filename=filename, ok=False, error=problem)
         return BatchItem(filename=filename, ok=True, result=rendered.result)
 
@@ -147,4 +131,4 @@ async def segment_batch(request: Request, service: ServiceDep, settings: Setting
     body = BatchResponse(
         model_name=service.segmenter.name, model_version=service.segmenter.version, results=list(items)
     )
-    return Response(body.model_dump_json(), media_type="application/json", headers=_model_headers(service))
+    return Response(body.model_dump_json(), media_type="application/json")
