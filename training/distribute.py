@@ -135,7 +135,10 @@ def eval_batching(global_batch_size: int, examples: int, replicas: int) -> tuple
     if size:
         return size, examples
     kept = examples - examples % replicas
-    return _even_batch(kept, global_batch_size, replicas), kept
+    size = _even_batch(kept, global_batch_size, replicas)
+    if size is None:  # only when the global batch is smaller than the replicas
+        raise ValueError(f"a global batch of {global_batch_size} cannot feed {replicas} replicas in sync")
+    return size, kept
 
 
 def scaled_learning_rate(learning_rate: float, replicas: int | None, scale: bool = True) -> float:
