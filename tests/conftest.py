@@ -18,7 +18,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
 TINY_MODEL_NAME = "tiny-pet"
 TINY_INPUT_SIZE = 64
-# Small but real: MobileNetV2 at alpha 0.35 with a slim decoder, random init, a couple of epochs.
+# Small but real: MobileNetV2 at alpha 0.35 with a slim decoder, random init, a couple of epochs, and
+# the species/breed heads, so the service's tests see a model with every contract output.
 TINY_TRAIN_ARGS = [
     "--epochs",
     "2",
@@ -32,6 +33,8 @@ TINY_TRAIN_ARGS = [
     "0.35",
     "--decoder-scale",
     "0.125",
+    "--heads",
+    "species-breed",
 ]
 
 

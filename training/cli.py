@@ -3,16 +3,59 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
+import types
+import typing
 from pathlib import Path
 
-DATA_HELP = (
-    "photos: a directory in the official Oxford-IIIT Pet layout (e.g. ../shared/data/oxford-iiit-pet), "
-    "'tfds' or 'tfds:DIR' for tensorflow-datasets' oxford_iiit_pet (downloads once), or 'synthetic' "
-    "for a tiny generated set (smoke runs, seconds)"
-)
+from training.config import AUGMENTATIONS, DATA_HELP, DECODERS, HEADS, PRESETS, ConfigError, TrainConfig
+
+
+def flag(field_name: str) -> str:
+    return "--" + field_name.replace("_", "-")
+
+
+def describe_preset(values: dict) -> str:
+    return " ".join(f"{flag(k)} {v}" for k, v in values.items())
+
+
+def scalar_type(hint: typing.Any) -> typing.Any:
+    """int for `int`, `int | None` and the like: what argparse converts a flag's text with."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        (hint,) = [a for a in typing.get_args(hint) if a is not type(None)]
+    return hint
+
+
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field, with the field's help, type, choices and default.
+
+    Flags left out of the command line stay absent from the parsed namespace (SUPPRESS), so
+    `config_from_args` can tell an explicit flag, which overrides a preset, from a default.
+    """
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        if f.metadata.get("cli") is False:
+            continue
+        kwargs: dict[str, typing.Any] = {"type": scalar_type(hints[f.name]), "help": f.metadata["help"]}
+        if f.metadata.get("choices"):
+            kwargs["choices"] = f.metadata["choices"]
+        if f.default is dataclasses.MISSING:
+            kwargs["required"] = True
+        else:
+            kwargs["default"] = argparse.SUPPRESS
+            kwargs["help"] += f" (default: {f.default})"
+        parser.add_argument(flag(f.name), **kwargs)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """TrainConfig defaults, replaced by the preset's values, replaced by the flags given."""
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    given = {k: v for k, v in vars(args).items() if k in names}
+    preset = PRESETS[args.preset] if args.preset else {}
+    return TrainConfig(**{**preset, **given, "preset": args.preset})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,50 +67,17 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser(
         "train",
         help="train a U-Net into a run directory (resumes an existing one)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Every option's default comes from training.config.TrainConfig; --preset replaces "
+        "those defaults with a named set, and explicit flags override both.",
     )
-    t.add_argument("--data-dir", required=True, help=DATA_HELP)
-    t.add_argument("--run-dir", required=True, help="where config, history, checkpoints and plots go")
-    t.add_argument("--epochs", type=int, default=20, help="phase 1: decoder on the frozen encoder")
-    t.add_argument("--fine-tune-epochs", type=int, default=0, help="phase 2: encoder unfrozen (0 = skip)")
-    t.add_argument("--input-size", type=int, default=128, help="square model input in pixels")
-    t.add_argument("--batch-size", type=int, default=32)
     t.add_argument(
-        "--encoder-weights",
-        default="imagenet",
-        help="'imagenet' (Keras download), a path to a MobileNetV2 .weights.h5, or 'none'",
-    )
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--val-fraction", type=float, default=0.1, help="seeded slice of trainval for validation")
-    t.add_argument("--learning-rate", type=float, default=1e-3)
-    t.add_argument("--fine-tune-learning-rate", type=float, default=1e-4)
-    t.add_argument(
-        "--fine-tune-from",
+        "--preset",
+        choices=sorted(PRESETS),
         default=None,
-        help="first encoder layer to unfreeze in phase 2 (e.g. block_13_expand); default: all",
+        help="named defaults: "
+        + "; ".join(f"{name}: {describe_preset(values)}" for name, values in PRESETS.items()),
     )
-    t.add_argument(
-        "--dice-weight", type=float, default=0.0, help="weight of a soft Dice term added to the CE"
-    )
-    t.add_argument(
-        "--augment",
-        choices=("full", "flip"),
-        default="full",
-        help="full: random resized crop + flip + colour jitter; flip: the seed's flip only",
-    )
-    t.add_argument("--patience", type=int, default=6, help="early stopping patience on val mean IoU")
-    t.add_argument("--steps-per-epoch", type=int, default=None, help="cap steps per epoch (smoke runs)")
-    t.add_argument(
-        "--alpha", type=float, default=1.0, help="MobileNetV2 width (<1 only for tiny test models)"
-    )
-    t.add_argument("--decoder-scale", type=float, default=1.0, help="decoder width multiplier")
-    t.add_argument("--name", default="pet-unet", help="model name recorded in the run")
-    t.add_argument(
-        "--init-weights",
-        default=None,
-        help="start from a run's best.weights.h5 (e.g. fine-tune a 128 px run at 192 px); "
-        "use with --epochs 0 to go straight to fine-tuning",
-    )
+    add_config_options(t)
 
     e = sub.add_parser(
         "evaluate",
@@ -111,12 +121,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="input pipeline vs training step time on these cores",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     b.add_argument("--data-dir", required=True, help=DATA_HELP)
-    b.add_argument("--input-size", type=int, default=128)
-    b.add_argument("--batch-size", type=int, default=32)
-    b.add_argument("--encoder-weights", default="none")
+    b.add_argument("--input-size", type=int, default=defaults["input_size"])
+    b.add_argument("--batch-size", type=int, default=defaults["batch_size"])
+    b.add_argument("--encoder-weights", default="none", help="random init is as fast and needs no download")
     b.add_argument("--steps", type=int, default=20)
-    b.add_argument("--augment", choices=("full", "flip"), default="full")
+    b.add_argument("--augment", choices=AUGMENTATIONS, default=defaults["augment"])
+    b.add_argument("--decoder", choices=DECODERS, default=defaults["decoder"])
+    b.add_argument("--heads", choices=HEADS, default=defaults["heads"])
     sh = sub.add_parser(
         "showcase",
         help="run a SavedModel on scikit-image's real photos (not from the dataset)",
@@ -131,11 +144,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "train":
-        from training.config import TrainConfig
         from training.train import train
 
-        fields = {k: v for k, v in vars(args).items() if k != "command"}
-        best = train(TrainConfig(**fields))
+        try:
+            best = train(config_from_args(args))
+        except ConfigError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         print(json.dumps({"best_validation": best}, indent=1))
     elif args.command == "evaluate":
         from training.evaluate import evaluate_model_dir, format_table
@@ -165,6 +180,10 @@ def main(argv: list[str] | None = None) -> int:
                     "exported": str(args.output),
                     "export_check": meta["export_check"],
                     "metrics": {s: m["all"]["original_resolution"] for s, m in meta["metrics"].items()},
+                    "label_accuracy": {
+                        s: {k: m["all"][k]["accuracy"] for k in ("species", "breed") if k in m["all"]}
+                        for s, m in meta["metrics"].items()
+                    },
                 },
                 indent=1,
             )

@@ -1,8 +1,10 @@
 """A tiny synthetic Oxford-IIIT Pet on disk, in the official layout: drawn "pets" on noise.
 
 Used by the tests and by `--data-dir synthetic`, so the whole chain runs in seconds without photos.
-It carries the real dataset's defects on purpose: a listed stem without a photo, a corrupt file, and a
-PNG (with alpha) under a .jpg name.
+It carries the real dataset's defects on purpose: a listed stem without a photo, a corrupt file, a
+PNG (with alpha) under a .jpg name, and one photo that annotations/list.txt does not label (so its
+species and breed are unknown). Every other stem gets a random breed and that breed's species,
+written in the official `<stem> <CLASS-ID> <SPECIES> <BREED ID>` form.
 """
 
 from __future__ import annotations
@@ -12,16 +14,28 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+import petseg_contract as contract
+
 MISSING_STEM = "ghost_1"
 CORRUPT_STEM = "broken_1"
 PNG_AS_JPG_STEM = "Pngcat_1"
+UNLABELLED_STEM = "synthpet_trainval_0"  # has a photo and trimap but no line in list.txt
+
+
+def list_line(stem: str, breed: int) -> str:
+    """An official list line: CLASS-ID = breed + 1, SPECIES 1 cat / 2 dog, BREED ID within the species."""
+    species = contract.BREED_SPECIES[breed]
+    within = contract.BREED_SPECIES[: breed + 1].count(species)
+    return f"{stem} {breed + 1} {species + 1} {within}"
 
 
 def draw_pet(rng: np.random.Generator, size: tuple[int, int]) -> tuple[Image.Image, np.ndarray]:
     """One photo and its trimap (1 pet, 2 background, 3 border band around the pet's outline)."""
     w, h = size
     noise = rng.integers(0, 256, (h // 4 + 1, w // 4 + 1, 3), dtype=np.uint8)
-    photo = Image.fromarray(noise).resize((w, h), Image.BILINEAR).filter(ImageFilter.GaussianBlur(2))
+    photo = (
+        Image.fromarray(noise).resize((w, h), Image.Resampling.BILINEAR).filter(ImageFilter.GaussianBlur(2))
+    )
     shape = Image.new("L", (w, h), 0)
     d = ImageDraw.Draw(shape)
     cx, cy = rng.uniform(0.35, 0.65) * w, rng.uniform(0.4, 0.65) * h
@@ -51,6 +65,7 @@ def write_synthetic_dataset(
     (root / "images").mkdir(parents=True, exist_ok=True)
     (root / "annotations" / "trimaps").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
+    label_rng = np.random.default_rng([seed, 1])  # separate stream: labels do not change the photos
     lists: dict[str, list[str]] = {"trainval": [], "test": []}
     for split, n in (("trainval", n_trainval), ("test", n_test)):
         for i in range(n):
@@ -68,7 +83,15 @@ def write_synthetic_dataset(
         (root / "images" / f"{CORRUPT_STEM}.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg")
         Image.fromarray(trimap).save(root / "annotations" / "trimaps" / f"{CORRUPT_STEM}.png")
         lists["trainval"] += [PNG_AS_JPG_STEM, CORRUPT_STEM, MISSING_STEM]
+    breeds = {
+        stem: int(label_rng.integers(len(contract.BREEDS))) for stems in lists.values() for stem in stems
+    }
+    if PNG_AS_JPG_STEM in breeds:
+        breeds[PNG_AS_JPG_STEM] = contract.BREED_KEYS.index("Abyssinian")  # as its real counterpart
     for split, stems in lists.items():
-        lines = [f"{s} 1 1 1" for s in stems]
+        lines = [list_line(s, breeds[s]) for s in stems]
         (root / "annotations" / f"{split}.txt").write_text("\n".join(lines) + "\n")
+    everything = [list_line(s, breeds[s]) for stems in lists.values() for s in stems if s != UNLABELLED_STEM]
+    header = "#Image CLASS-ID SPECIES BREED ID\n#SPECIES: 1:Cat 2:Dog\n"
+    (root / "annotations" / "list.txt").write_text(header + "\n".join(everything) + "\n")
     return root
