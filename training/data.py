@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import itertools
 import logging
-import tempfile
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import tensorflow as tf
@@ -30,6 +32,8 @@ log = logging.getLogger(__name__)
 SPLITS = ("train", "validation", "test")
 SYNTHETIC = "synthetic"
 TFDS = "tfds"
+T = TypeVar("T")
+R = TypeVar("R")
 UNKNOWN = -1  # species/breed of a photo the lists do not label; masked out of the classification loss
 
 
@@ -186,25 +190,47 @@ def iter_samples(
         want_val = split == "validation"
         stems = [s for s in stems if is_validation(s, seed, val_fraction) == want_val]
     report.listed = len(stems)
-    present = []
+    present: list[str] = []
     for stem in stems:
         (present if source.has_photo(stem) else report.missing).append(stem)
 
-    def load(stem):
+    def load(stem: str) -> Sample | str:
         try:
             return source.load(stem, draft_size)
         except Exception as e:  # a broken file is reported and skipped, never fatal
             return f"{type(e).__name__}: {e}"
 
+    for stem, result in zip(present, bounded_map(load, present, workers), strict=True):
+        if isinstance(result, str):
+            log.warning("skipping %s: %s", stem, result)
+            report.corrupt[stem] = result
+            continue
+        report.loaded += 1
+        report.parts[result.part] = report.parts.get(result.part, 0) + 1
+        yield result
+
+
+def bounded_map(fn: Callable[[T], R], items: Iterable[T], workers: int, ahead: int = 2) -> Iterator[R]:
+    """`fn` over `items` on `workers` threads, results in order, at most `workers * ahead` in flight.
+
+    Executor.map would submit every item at once: a whole split of decoded photos could pile up in
+    memory ahead of a slow consumer. Here a new item is submitted only as a result is taken, and
+    what is still queued is cancelled when the consumer stops early.
+    """
+    window: deque[Future[R]] = deque()
+    todo = iter(items)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for stem, result in zip(present, pool.map(load, present), strict=True):
-            if isinstance(result, str):
-                log.warning("skipping %s: %s", stem, result)
-                report.corrupt[stem] = result
-                continue
-            report.loaded += 1
-            report.parts[result.part] = report.parts.get(result.part, 0) + 1
-            yield result
+        try:
+            for item in itertools.islice(todo, workers * ahead):
+                window.append(pool.submit(fn, item))
+            while window:
+                result = window.popleft().result()
+                for item in itertools.islice(todo, 1):
+                    window.append(pool.submit(fn, item))
+                yield result
+        finally:
+            for future in window:
+                future.cancel()
 
 
 class TfdsSource:
@@ -257,11 +283,9 @@ class TfdsSource:
 def open_source(data_dir: str, seed: int = 0):
     """`synthetic` (a tiny generated set), `tfds[:DIR]`, or a directory in the official layout."""
     if data_dir == SYNTHETIC:
-        from training.synthetic import write_synthetic_dataset
+        from training.synthetic import cached_synthetic_dataset
 
-        root = Path(tempfile.mkdtemp(prefix="petseg-synthetic-"))
-        write_synthetic_dataset(root, seed=seed)
-        return DirectorySource(root)
+        return DirectorySource(cached_synthetic_dataset(seed))
     if data_dir == TFDS or data_dir.startswith(TFDS + ":"):
         return TfdsSource(data_dir.partition(":")[2] or None)
     return DirectorySource(data_dir)
@@ -274,7 +298,7 @@ def resize_photo(image: np.ndarray, size: int) -> np.ndarray:
 
 def resize_pair(sample: Sample, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Photo (bilinear) and mask (nearest-neighbour) to size x size."""
-    mask = np.asarray(Image.fromarray(sample.mask).resize((size, size), Image.NEAREST))
+    mask = np.asarray(Image.fromarray(sample.mask).resize((size, size), Image.Resampling.NEAREST))
     return resize_photo(sample.image, size), mask
 
 

@@ -9,6 +9,9 @@ written in the official `<stem> <CLASS-ID> <SPECIES> <BREED ID>` form.
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +22,8 @@ import petseg_contract as contract
 MISSING_STEM = "ghost_1"
 CORRUPT_STEM = "broken_1"
 PNG_AS_JPG_STEM = "Pngcat_1"
+# Bump when the generator's output changes, so cached copies of the old one are not reused.
+GENERATOR_VERSION = 2
 UNLABELLED_STEM = "synthpet_trainval_0"  # has a photo and trimap but no line in list.txt
 
 
@@ -94,4 +99,27 @@ def write_synthetic_dataset(
     everything = [list_line(s, breeds[s]) for stems in lists.values() for s in stems if s != UNLABELLED_STEM]
     header = "#Image CLASS-ID SPECIES BREED ID\n#SPECIES: 1:Cat 2:Dog\n"
     (root / "annotations" / "list.txt").write_text(header + "\n".join(everything) + "\n")
+    return root
+
+
+def cached_synthetic_dataset(seed: int = 0, cache_dir: str | Path | None = None) -> Path:
+    """The default synthetic set for `seed`, written once and reused (`--data-dir synthetic`).
+
+    The set is a pure function of the seed and GENERATOR_VERSION, so every call can share one copy
+    under the temporary directory instead of leaving a new one behind each time. It is written
+    beside its final name and renamed into place, so concurrent callers never see half a set.
+    """
+    base = Path(cache_dir) if cache_dir is not None else Path(tempfile.gettempdir())
+    root = base / f"petseg-synthetic-v{GENERATOR_VERSION}-seed{seed}-uid{os.getuid()}"
+    if (root / "annotations" / "list.txt").exists():
+        return root
+    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=base))
+    try:
+        write_synthetic_dataset(staging, seed=seed)
+        staging.rename(root)
+    except OSError:
+        if not (root / "annotations" / "list.txt").exists():  # not simply beaten to it by another caller
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return root

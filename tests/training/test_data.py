@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -166,3 +168,34 @@ def test_the_real_list_agrees_with_the_contracts_breed_order():
     for stem, (species, breed) in labels.items():
         # The official file names spell the breed; cats' start with a capital letter.
         assert stem.rsplit("_", 1)[0] == BREED_KEYS[breed] and species == BREED_SPECIES[breed], stem
+
+
+def test_loading_submits_only_a_few_photos_ahead_of_the_consumer(synthetic_root, monkeypatch):
+    submitted = []
+    original_submit = ThreadPoolExecutor.submit
+
+    def counting_submit(self, fn, /, *args, **kwargs):  # the real submit, counted
+        submitted.append(args)
+        return original_submit(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(ThreadPoolExecutor, "submit", counting_submit)
+    samples = pet_data.iter_samples(
+        pet_data.DirectorySource(synthetic_root), "train", seed=0, val_fraction=0.2, workers=2
+    )
+    next(samples)  # a consumer that has taken one photo so far
+    in_flight_limit = 2 * 2  # workers x photos ahead per worker
+    assert len(submitted) <= in_flight_limit + 1 < len(pet_data.read_list(synthetic_root, "trainval"))
+    samples.close()
+
+
+def test_bounded_map_returns_every_result_in_order():
+    assert list(pet_data.bounded_map(lambda x: x * x, range(50), workers=3)) == [x * x for x in range(50)]
+
+
+def test_synthetic_data_is_written_once_and_reused(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where gettempdir() points
+    first = pet_data.open_source("synthetic")
+    second = pet_data.open_source("synthetic")
+    assert first.root == second.root
+    assert [p.name for p in tmp_path.iterdir()] == [first.root.name]  # no directory left per call
+    assert len(pet_data.read_list(first.root, "test")) == 16
