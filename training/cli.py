@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m training", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     sub = p.add_subparsers(dest="command", required=True)
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 
     t = sub.add_parser(
         "train",
@@ -87,8 +88,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--model", required=True, help="a SavedModel version directory (models/<name>/<version>)")
     e.add_argument("--data-dir", required=True, help=DATA_HELP)
     e.add_argument("--split", choices=("train", "validation", "test"), default="test")
-    e.add_argument("--seed", type=int, default=0, help="the seed of the validation slice")
-    e.add_argument("--val-fraction", type=float, default=0.1)
+    e.add_argument("--seed", type=int, default=defaults["seed"], help="the seed of the validation slice")
+    e.add_argument("--val-fraction", type=float, default=defaults["val_fraction"])
+    e.add_argument(
+        "--as-served",
+        action="store_true",
+        help="score the masks exactly as POST /segment returns them: the photo file decoded by the service's "
+        "decoder (reduced-scale JPEG draft), its upsampling (petseg_contract.masks.upsample) to the photo's "
+        "own size; default: the trainer's view (full decode, resize, TensorFlow bilinear upsampling)",
+    )
     e.add_argument(
         "--output",
         type=Path,
@@ -115,13 +123,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="average with the mirrored photo's probabilities inside the graph (2x compute)",
     )
+    x.add_argument(
+        "--as-served",
+        action="store_true",
+        help="score the held-out splits as POST /segment returns masks (see evaluate --as-served)",
+    )
 
     b = sub.add_parser(
         "benchmark",
         help="input pipeline vs training step time on these cores",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     b.add_argument("--data-dir", required=True, help=DATA_HELP)
     b.add_argument("--input-size", type=int, default=defaults["input_size"])
     b.add_argument("--batch-size", type=int, default=defaults["batch_size"])
@@ -153,14 +165,22 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(json.dumps({"best_validation": best}, indent=1))
     elif args.command == "evaluate":
-        from training.evaluate import evaluate_model_dir, format_table
+        from training.evaluate import EvaluationError, evaluate_model_dir, format_table
 
-        report = evaluate_model_dir(args.model, args.data_dir, args.split, args.seed, args.val_fraction)
+        scoring = "as-served" if args.as_served else "resized"
+        try:
+            report = evaluate_model_dir(
+                args.model, args.data_dir, args.split, args.seed, args.val_fraction, scoring=scoring
+            )
+        except EvaluationError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         out = args.output or Path(f"evaluation-{args.split}.json")
         out.write_text(json.dumps(report, indent=1) + "\n")
         print(format_table(report))
         print(f"wrote {out}")
     elif args.command == "export":
+        from training.evaluate import EvaluationError
         from training.export import ExportError, export
 
         splits = tuple(s for s in args.evaluate.split(",") if s)
@@ -169,9 +189,15 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         try:
             meta = export(
-                args.run_dir, args.output, splits, args.data_dir, args.overwrite, args.test_time_flip
+                args.run_dir,
+                args.output,
+                splits,
+                args.data_dir,
+                args.overwrite,
+                args.test_time_flip,
+                scoring="as-served" if args.as_served else "resized",
             )
-        except ExportError as e:
+        except (ExportError, EvaluationError) as e:
             print(f"export failed: {e}", file=sys.stderr)
             return 1
         print(

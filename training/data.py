@@ -154,7 +154,7 @@ class DirectorySource:
         return read_list(self.root, official_split)
 
     def load(self, stem: str, draft_size: int | None = None) -> Sample:
-        image = decode_photo(self.root / "images" / f"{stem}.jpg", draft_size)
+        image = decode_photo(self.photo_path(stem), draft_size)
         with Image.open(self.root / "annotations" / "trimaps" / f"{stem}.png") as t:
             mask = trimap_to_labels(np.asarray(t.convert("L")))
         if mask.shape != image.shape[:2] and not draft_size:
@@ -164,8 +164,12 @@ class DirectorySource:
         species, breed = self.labels.get(stem, (UNKNOWN, UNKNOWN))
         return Sample(stem, image, mask, self.parts.get(stem, "original"), species, breed)
 
+    def photo_path(self, stem: str) -> Path:
+        """The photo file as released (what a user would upload)."""
+        return self.root / "images" / f"{stem}.jpg"
+
     def has_photo(self, stem: str) -> bool:
-        return (self.root / "images" / f"{stem}.jpg").exists()
+        return self.photo_path(stem).exists()
 
 
 def iter_samples(
@@ -296,10 +300,14 @@ def resize_photo(image: np.ndarray, size: int) -> np.ndarray:
     return photos.model_input(Image.fromarray(image), size)
 
 
+def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
+    """Class indices to size x size, nearest-neighbour."""
+    return np.asarray(Image.fromarray(mask).resize((size, size), Image.Resampling.NEAREST))
+
+
 def resize_pair(sample: Sample, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Photo (bilinear) and mask (nearest-neighbour) to size x size."""
-    mask = np.asarray(Image.fromarray(sample.mask).resize((size, size), Image.Resampling.NEAREST))
-    return resize_photo(sample.image, size), mask
+    return resize_photo(sample.image, size), resize_mask(sample.mask, size)
 
 
 @dataclass

@@ -24,7 +24,7 @@ import tensorflow as tf
 import petseg_contract as contract
 from training import data as pet_data
 from training.config import TrainConfig
-from training.evaluate import SavedModelPredictor, evaluate_predictor
+from training.evaluate import SavedModelPredictor, evaluate_predictor, served_source
 from training.model import has_heads, model_from_config, predict_outputs
 from training.train import BEST_WEIGHTS
 
@@ -136,8 +136,13 @@ def export(
     data_dir: str | None = None,
     overwrite: bool = False,
     flip_tta: bool = False,
+    scoring: str = "resized",
 ) -> dict:
-    """Write the SavedModel and metadata.json, verify the round trip, evaluate on held-out splits."""
+    """Write the SavedModel and metadata.json, verify the round trip, evaluate on held-out splits.
+
+    `scoring` is how the held-out photos are scored (training.evaluate.SCORINGS; "as-served" needs
+    a photo directory); metadata.json records it beside the metrics.
+    """
     run_dir, output = Path(run_dir), Path(output)
     name, version = parse_output(output)
     if output.exists():
@@ -149,6 +154,7 @@ def export(
     model, cfg = load_run_model(run_dir)
     data_dir = data_dir or cfg.data_dir
     source = pet_data.open_source(data_dir, cfg.seed)
+    served_from = served_source(source, scoring)
     samples = pet_data.iter_samples(source, "validation", cfg.seed, cfg.val_fraction)
     # Decode the whole validation split only when it is scored; the round-trip check needs 8 photos.
     val = list(samples) if "validation" in evaluate_splits else list(itertools.islice(samples, 8))
@@ -167,7 +173,7 @@ def export(
                 if split == "validation"
                 else pet_data.iter_samples(source, split, cfg.seed, cfg.val_fraction)
             )
-            metrics[split] = evaluate_predictor(predictor, cfg.input_size, scored)
+            metrics[split] = evaluate_predictor(predictor, cfg.input_size, scored, served_from=served_from)
         run_data = json.loads((run_dir / "data.json").read_text()) if (run_dir / "data.json").exists() else {}
         run_data.pop("validation_stems", None)
         metadata = {
@@ -191,6 +197,7 @@ def export(
             "classes": contract.classes_metadata(),
             **(contract.labels_metadata() if has_heads(model) else {}),
             "metrics": metrics,
+            "metrics_scoring": scoring,
             "training": dataclasses.asdict(cfg),
             "data": run_data,
             "export_check": {"max_abs_diff": diff, "tolerance": MAX_ABS_DIFF},
