@@ -245,7 +245,7 @@ class TfdsSource:
 
         self._builder = tfds.builder("oxford_iiit_pet", data_dir=data_dir)
         self._builder.download_and_prepare()
-        self._cache: dict[str, dict] = {}
+        self._cache: dict[str, dict[str, dict]] = {}
         # Map tfds' class labels to the contract's order by name, not by trusting both orders agree.
         features = self._builder.info.features
         self._breed_index = [contract.BREED_KEYS.index(n) for n in features["label"].names]
@@ -254,7 +254,7 @@ class TfdsSource:
     def describe(self) -> str:
         return f"tensorflow-datasets oxford_iiit_pet ({self._builder.data_dir})"
 
-    def _records(self, official_split: str) -> dict:
+    def _records(self, official_split: str) -> dict[str, dict]:
         if official_split not in self._cache:
             ds = self._builder.as_dataset(split="train" if official_split == "trainval" else "test")
             recs = {}

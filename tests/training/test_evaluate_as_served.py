@@ -8,7 +8,8 @@ import json
 import numpy as np
 
 from petseg_contract import masks, photos
-from tests.conftest import TINY_INPUT_SIZE, run_cli
+from petseg_harness.tiny_model import TINY_INPUT_SIZE
+from tests.conftest import run_cli
 from training import data as pet_data
 from training.evaluate import evaluate_model_dir, served_input
 from training.metrics import confusion_matrix, scores_to_json

@@ -10,7 +10,8 @@ import pytest
 import tensorflow as tf
 
 from petseg_contract import BREED_OUTPUT, OUTPUT_NAME, SPECIES_OUTPUT
-from tests.conftest import TINY_INPUT_SIZE, TINY_TRAIN_ARGS, run_cli
+from petseg_harness.tiny_model import TINY_INPUT_SIZE, TINY_TRAIN_ARGS
+from tests.conftest import run_cli
 from training.data import UNKNOWN, Sample
 from training.evaluate import SavedModelPredictor, evaluate_predictor
 from training.export import ExportError, check_roundtrip, export, load_run_model
