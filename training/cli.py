@@ -12,6 +12,7 @@ import typing
 from pathlib import Path
 
 from training.config import AUGMENTATIONS, DATA_HELP, DECODERS, HEADS, PRESETS, ConfigError, TrainConfig
+from training.speed import RUNTIMES
 
 
 def flag(field_name: str) -> str:
@@ -142,6 +143,23 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--augment", choices=AUGMENTATIONS, default=defaults["augment"])
     b.add_argument("--decoder", choices=DECODERS, default=defaults["decoder"])
     b.add_argument("--heads", choices=HEADS, default=defaults["heads"])
+    sp = sub.add_parser(
+        "speed",
+        help="raw model speed, candidate vs baseline, under TensorFlow and OpenVINO (run on an idle machine)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    sp.add_argument(
+        "--baseline", type=Path, required=True, help="SavedModel version dir, e.g. models/pet-unet/1"
+    )
+    which = sp.add_mutually_exclusive_group(required=True)
+    which.add_argument("--candidate", type=Path, help="an exported SavedModel version directory")
+    which.add_argument("--preset", choices=sorted(PRESETS), help="a preset's architecture, random weights")
+    sp.add_argument("--input-size", type=int, default=None, help="override the preset's input size")
+    sp.add_argument("--batch-size", type=int, default=16)
+    sp.add_argument("--seconds", type=float, default=10.0, help="timed seconds per model and runtime")
+    sp.add_argument(
+        "--runtimes", default=",".join(RUNTIMES), help=f"comma-separated, of {', '.join(RUNTIMES)}"
+    )
     sh = sub.add_parser(
         "showcase",
         help="run a SavedModel on scikit-image's real photos (not from the dataset)",
@@ -218,6 +236,27 @@ def main(argv: list[str] | None = None) -> int:
         from training.benchmark import benchmark_input
 
         print(json.dumps(benchmark_input(args), indent=1))
+    elif args.command == "speed":
+        from training.speed import compare
+
+        runtimes = tuple(r for r in args.runtimes.split(",") if r)
+        unknown = set(runtimes) - set(RUNTIMES)
+        if unknown:
+            print(
+                f"error: unknown runtimes {sorted(unknown)}; choose from {', '.join(RUNTIMES)}",
+                file=sys.stderr,
+            )
+            return 2
+        report = compare(
+            args.baseline,
+            args.candidate,
+            args.preset,
+            runtimes,
+            args.batch_size,
+            args.seconds,
+            args.input_size,
+        )
+        print(json.dumps(report, indent=1))
     elif args.command == "showcase":
         from training.showcase import showcase
 
