@@ -79,12 +79,15 @@ def test_the_export_check_covers_the_species_and_breed_outputs(tiny_run_dir, tin
 
 @pytest.fixture(scope="module")
 def segmentation_only_model(tmp_path_factory, synthetic_root):
-    """A tiny run without the heads (one short epoch), exported without evaluation."""
+    """The seed preset (no heads, flip only) shrunk to the tiny model, one epoch, exported unscored."""
     base = tmp_path_factory.mktemp("seg-only")
-    args = list(TINY_TRAIN_ARGS)
-    args[args.index("--heads") + 1] = "none"
+    args = [a for a in TINY_TRAIN_ARGS if a not in ("--heads", "species-breed")]
     args[args.index("--epochs") + 1] = "1"
-    run_cli("train", "--data-dir", str(synthetic_root), "--run-dir", str(base / "run"), *args)
+    run_cli(
+        "train", "--preset", "seed", "--data-dir", str(synthetic_root), "--run-dir", str(base / "run"), *args
+    )
+    config = json.loads((base / "run" / "config.json").read_text())
+    assert (config["preset"], config["heads"], config["augment"]) == ("seed", "none", "flip")
     export(base / "run", base / "model" / "1", evaluate_splits=())
     return base / "model" / "1"
 

@@ -4,6 +4,7 @@ and a configuration that cannot train is refused before any work, with exit stat
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
@@ -70,3 +71,13 @@ def test_choices_are_checked_by_the_parser(flag):
     with pytest.raises(SystemExit) as exc:
         build_parser().parse_args(["train", *REQUIRED, flag, "nonsense"])
     assert exc.value.code == 2
+
+
+def test_a_run_recorded_before_heads_and_decoders_existed_loads_as_v1s_architecture(tmp_path):
+    TrainConfig(data_dir="d", run_dir=str(tmp_path)).save(tmp_path)
+    recorded = json.loads((tmp_path / "config.json").read_text())
+    for new_field in ("heads", "decoder", "species_weight", "breed_weight", "head_dropout", "preset"):
+        del recorded[new_field]
+    (tmp_path / "config.json").write_text(json.dumps(recorded))
+    cfg = TrainConfig.load(tmp_path)
+    assert (cfg.heads, cfg.decoder) == ("none", "pix2pix")
