@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from petseg_contract import masks, photos
 from petseg_harness.tiny_model import TINY_INPUT_SIZE
 from tests.conftest import run_cli
 from training import data as pet_data
-from training.evaluate import evaluate_model_dir, served_input
+from training.evaluate import EvaluationError, evaluate_model_dir, served_input, served_source
 from training.metrics import confusion_matrix, scores_to_json
 
 
@@ -57,3 +58,13 @@ def test_evaluate_cli_records_its_scoring(tiny_model_dir, synthetic_root, tmp_pa
 def test_the_export_records_how_its_metrics_were_scored(tiny_model_dir):
     meta = json.loads((tiny_model_dir / "1" / "metadata.json").read_text())
     assert meta["metrics_scoring"] == "resized"
+
+
+def test_as_served_scoring_needs_photo_files_and_a_known_scoring(synthetic_root):
+    directory = pet_data.DirectorySource(synthetic_root)
+    assert served_source(directory, "as-served") is directory
+    assert served_source(directory, "resized") is None
+    with pytest.raises(EvaluationError, match="photo directory"):
+        served_source(object(), "as-served")  # e.g. tfds, whose photos come decoded
+    with pytest.raises(EvaluationError, match="scoring must be one of"):
+        served_source(directory, "approximately")
