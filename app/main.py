@@ -51,7 +51,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     metrics: Metrics = app.state.metrics
     configure_tensorflow(settings)
     try:
-        segmenter = await to_thread.run_sync(lambda: Segmenter.load(settings.model_version_dir))
+        segmenter = await to_thread.run_sync(lambda: Segmenter.load(settings.model_version_dir, settings))
     except ModelDirError as exc:
         app.state.startup_error = exc
         logger.error("petseg cannot start: %s", exc)
@@ -65,11 +65,22 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     metrics.queue_depth.set_function(lambda: batcher.depth)
     metrics.model.info(
-        {"name": segmenter.name, "version": str(segmenter.version), "path": str(segmenter.model_dir)}
+        {
+            "name": segmenter.name,
+            "version": str(segmenter.version),
+            "path": str(segmenter.model_dir),
+            "backend": segmenter.backend,
+        }
     )
     app.state.service = SegmentationService(settings, segmenter, batcher)
     batcher.start()
-    logger.info("loaded model %s v%d from %s", segmenter.name, segmenter.version, segmenter.model_dir)
+    logger.info(
+        "loaded model %s v%d from %s on %s",
+        segmenter.name,
+        segmenter.version,
+        segmenter.model_dir,
+        segmenter.backend,
+    )
 
     async def warm_up() -> None:
         # Warm-up runs after startup so /healthz answers meanwhile and /readyz says 503 until it is done.
@@ -94,10 +105,22 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await batcher.stop()
 
 
+def _log_to_stderr(level: str) -> None:
+    """Show the service's own lines (model, backend, warm-up) next to uvicorn's, unless logging is
+    already configured (a handler on `app` or the root logger), e.g. by an embedding application."""
+    app_logger = logging.getLogger("app")
+    app_logger.setLevel(level)
+    if not app_logger.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)-9s %(message)s"))
+        app_logger.addHandler(handler)
+        app_logger.propagate = False
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """A new app with its own settings and metrics registry; the model loads when its lifespan starts."""
     settings = settings or Settings()
-    logging.getLogger("app").setLevel(settings.log_level.upper())
+    _log_to_stderr(settings.log_level.upper())
     app = FastAPI(
         title="PetSeg",
         summary="Pet-photo segmentation: PNG masks, overlays, cut-outs and JSON.",

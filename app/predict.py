@@ -90,7 +90,7 @@ async def _run(
     from app.service import SegmentationService
 
     configure_tensorflow(settings)
-    segmenter = await to_thread.run_sync(Segmenter.load, settings.model_version_dir)
+    segmenter = await to_thread.run_sync(Segmenter.load, settings.model_version_dir, settings)
     # Two batches in flight: one runs on the model while the next one's photos are being decoded.
     in_flight = max(1, min(2 * settings.max_batch_size, settings.queue_capacity))
     batcher = Batcher(

@@ -68,6 +68,15 @@ class Settings(BaseSettings):
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     tf_intra_op_threads: int = Field(0, ge=0, description="TensorFlow intra-op threads (0: one per core).")
     tf_inter_op_threads: int = Field(0, ge=0, description="TensorFlow inter-op threads (0: TF decides).")
+    backend: Literal["auto", "tensorflow", "openvino"] = Field(
+        "auto",
+        description="Inference runtime; auto: TensorFlow when a GPU is visible, else OpenVINO if installed.",
+    )
+    backend_check_tolerance: float = Field(
+        1e-4,
+        ge=0,
+        description="Largest |OpenVINO - TensorFlow| allowed on the startup check before refusing to start.",
+    )
     gpu_memory_growth: bool = Field(
         True, description="Allocate GPU memory as needed instead of all of it up front."
     )
