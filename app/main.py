@@ -72,7 +72,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             "backend": segmenter.backend,
         }
     )
-    app.state.service = SegmentationService(settings, segmenter, batcher)
+    app.state.service = service = SegmentationService(settings, segmenter, batcher)
+    metrics.decoding.set_function(lambda: service.admission.active)
+    metrics.decoding_waiting.set_function(lambda: service.admission.waiting)
     batcher.start()
     logger.info(
         "loaded model %s v%d from %s on %s",

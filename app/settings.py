@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -60,6 +61,16 @@ class Settings(BaseSettings):
     )
     queue_capacity: int = Field(
         64, gt=0, description="Photos waiting for the model beyond which requests get 503 + Retry-After."
+    )
+    max_decoding: int = Field(
+        default_factory=lambda: 2 * (os.cpu_count() or 1),
+        gt=0,
+        description="Requests reading and decoding their photos at once (default: 2 per core).",
+    )
+    max_decoding_waiting: int = Field(
+        64,
+        ge=0,
+        description="Requests waiting, body unread, for a decoding slot; beyond that 503 + Retry-After.",
     )
     retry_after_seconds: int = Field(1, ge=0, description="Retry-After value sent with 503 when overloaded.")
     api_key: SecretStr | None = Field(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from fastapi import Request
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.types import Message
 
 from app.errors import ProblemError
@@ -42,12 +45,29 @@ def _limited(request: Request, limit: int) -> Request:
     return Request(request.scope, receive)
 
 
+@contextlib.asynccontextmanager
+async def _parse_form(request: Request, *, max_bytes: int, max_files: int) -> AsyncIterator[FormData]:
+    """The multipart form with its files kept in memory: the body is already capped at `max_bytes`,
+    and starlette's default would spool every file over 1 MB to a temporary file (a burst of phone
+    photos filling /tmp, a read-only root filesystem refusing them)."""
+    parser = MultiPartParser(request.headers, request.stream(), max_files=max_files, max_fields=max_files)
+    parser.spool_max_size = max_bytes + 1  # SpooledTemporaryFile: rolls over to disk only beyond this
+    try:
+        form = await parser.parse()
+    except MultiPartException as exc:
+        raise ProblemError(400, exc.message, title="Bad multipart body") from exc
+    try:
+        yield form
+    finally:
+        await form.close()
+
+
 async def read_uploads(request: Request, *, max_bytes: int, max_files: int) -> list[Upload]:
     """Photos from a multipart form (repeated field `file`) or from a raw `image/*` body."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     limited = _limited(request, max_bytes)
     if content_type == "multipart/form-data":
-        async with limited.form(max_files=max_files, max_fields=max_files) as form:
+        async with _parse_form(limited, max_bytes=max_bytes, max_files=max_files) as form:
             values = form.getlist(FILE_FIELD)
             if not values:
                 raise ProblemError(
