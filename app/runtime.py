@@ -97,7 +97,7 @@ class OpenVINORuntime:
             for name in output_names:
                 if tensor_of[name] in names:
                     output.get_tensor().set_names({name, *names})
-        config = dict(OPENVINO_CONFIG)
+        config: dict[str, str | int] = dict(OPENVINO_CONFIG)
         if threads > 0:
             config["INFERENCE_NUM_THREADS"] = threads
         compiled = ov.Core().compile_model(model, "CPU", config)

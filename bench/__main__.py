@@ -30,7 +30,8 @@ from PIL import Image
 
 from bench.load import multipart_post, run_load
 from bench.photos import DEFAULT_DATA_DIR, BenchPhoto, describe, load_photos
-from bench.server import REPO, ServerProcess, resolve_model, start_naive, start_service
+from bench.server import resolve_model, start_naive
+from petseg_harness.server import REPO, ServerProcess, start_service
 
 TARGETS = {
     "service_vs_raw_b16_at_c16": 1.2,  # raw TensorFlow

@@ -15,8 +15,9 @@ from starlette.requests import Request
 from app.admission import Admission
 from app.api.uploads import _parse_form
 from app.batcher import Overloaded
-from tests.app.conftest import Server, make_photo, start_server
-from tests.app.test_ops import metric
+from petseg_harness.metrics import metric_value
+from petseg_harness.photos import make_photo
+from petseg_harness.server import ServerProcess, running_service
 
 PHOTO = make_photo(150, 100)
 
@@ -95,13 +96,11 @@ def test_multipart_uploads_over_a_megabyte_stay_in_memory() -> None:
 
 
 @pytest.fixture(scope="module")
-def one_slot_server(tmp_path_factory, model_dir: Path) -> Iterator[Server]:
+def one_slot_server(tmp_path_factory, model_dir: Path) -> Iterator[ServerProcess]:
     """One upload decoded at a time and none waiting: the second concurrent upload is refused."""
-    yield from start_server(
-        tmp_path_factory,
-        "one-slot",
-        {"PETSEG_MODEL_DIR": str(model_dir), "PETSEG_MAX_DECODING": "1", "PETSEG_MAX_DECODING_WAITING": "0"},
-    )
+    env = {"PETSEG_MAX_DECODING": "1", "PETSEG_MAX_DECODING_WAITING": "0"}
+    with running_service(model_dir, tmp_path_factory.mktemp("logs") / "one-slot.log", env) as running:
+        yield running
 
 
 def test_an_upload_burst_beyond_the_bound_gets_503_before_its_body_is_read(one_slot_server) -> None:
@@ -117,7 +116,7 @@ def test_an_upload_burst_beyond_the_bound_gets_503_before_its_body_is_read(one_s
     try:
         with httpx.Client(base_url=url, timeout=60) as http:
             deadline = time.monotonic() + 30
-            while metric(http.get("/metrics").text, "petseg_decoding") < 1:  # the slow one is admitted
+            while metric_value(http.get("/metrics").text, "petseg_decoding") < 1:  # the slow one is admitted
                 assert time.monotonic() < deadline, "the slow upload never took its decoding slot"
                 time.sleep(0.05)
             refused = http.post("/segment", content=PHOTO, headers={"content-type": "image/jpeg"})

@@ -26,8 +26,9 @@ from app.runtime import (
 from app.segmenter import Segmenter
 from app.settings import Settings
 from petseg_contract import BREED_NAMES, SPECIES_NAMES, labels_metadata
-from tests.app.conftest import REPO, Server, make_photo, start_server
-from tests.app.test_ops import metric
+from petseg_harness.metrics import metric_value
+from petseg_harness.photos import make_photo
+from petseg_harness.server import REPO, ServerProcess, running_service
 
 PHOTO = make_photo(150, 100)
 
@@ -72,20 +73,20 @@ def labelled_model_dir(tmp_path_factory, model_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tensorflow_server(tmp_path_factory, model_dir: Path) -> Iterator[Server]:
-    yield from start_server(
-        tmp_path_factory, "tensorflow", {"PETSEG_MODEL_DIR": str(model_dir), "PETSEG_BACKEND": "tensorflow"}
-    )
+def tensorflow_server(tmp_path_factory, model_dir: Path) -> Iterator[ServerProcess]:
+    log = tmp_path_factory.mktemp("logs") / "tensorflow.log"
+    with running_service(model_dir, log, {"PETSEG_BACKEND": "tensorflow"}) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
-def openvino_server(tmp_path_factory, model_dir: Path) -> Iterator[Server]:
-    yield from start_server(
-        tmp_path_factory, "openvino", {"PETSEG_MODEL_DIR": str(model_dir), "PETSEG_BACKEND": "openvino"}
-    )
+def openvino_server(tmp_path_factory, model_dir: Path) -> Iterator[ServerProcess]:
+    log = tmp_path_factory.mktemp("logs") / "openvino.log"
+    with running_service(model_dir, log, {"PETSEG_BACKEND": "openvino"}) as running:
+        yield running
 
 
-def labels_of(server: Server, photo: bytes) -> np.ndarray:
+def labels_of(server: ServerProcess, photo: bytes) -> np.ndarray:
     response = httpx.post(f"{server.url}/segment", files={"file": photo}, timeout=60)
     assert response.status_code == 200, response.text
     return np.asarray(Image.open(io.BytesIO(response.content)))
@@ -94,7 +95,9 @@ def labels_of(server: Server, photo: bytes) -> np.ndarray:
 def test_each_server_names_its_backend_in_model_info_and_metrics(tensorflow_server, openvino_server) -> None:
     for server, backend in ((tensorflow_server, "tensorflow"), (openvino_server, "openvino")):
         assert httpx.get(f"{server.url}/v1/model").json()["backend"] == backend
-        assert metric(httpx.get(f"{server.url}/metrics").text, "petseg_model_info", backend=backend) == 1
+        assert (
+            metric_value(httpx.get(f"{server.url}/metrics").text, "petseg_model_info", backend=backend) == 1
+        )
         assert f"on {backend}" in server.log_path.read_text()
 
 
