@@ -4,9 +4,9 @@ Everything runs on the same photos in the same session, and the headline numbers
 these machines are noisy. The raw model is measured on both runtimes (TensorFlow, and the same graph
 compiled by OpenVINO); the service with the backend it chose (PETSEG_BACKEND, reported). Then a 12 MP
 phone photo as mask/overlay/cut-out at concurrency 1, and a burst of clients uploading it (statuses,
-peak RSS). Every part takes `--seconds`-style options, so `--seconds 2 --raw-seconds 1 --burst-seconds 2
---memory-requests 0` proves the whole run works in about a minute. Results go to
-bench/results/bench-<time>.json (git-ignored).
+peak RSS). Every part has a size option, so `--seconds 2 --raw-seconds 0.5 --phone-requests 2
+--burst-seconds 2 --memory-requests 0` proves the whole run works in a few minutes (docs/runtime.md).
+Results go to bench/results/bench-<time>.json (git-ignored).
 """
 
 from __future__ import annotations
