@@ -39,6 +39,13 @@ def resolve_model_version_dir(path: Path) -> Path:
     return max(versions, key=lambda child: int(child.name))
 
 
+def _usable_cores() -> int:
+    """Cores this process may run on (a cpuset narrows it; a CFS quota, as in Kubernetes, does not)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
 class Settings(BaseSettings):
     """Service configuration; each field is `PETSEG_<NAME>` in the environment."""
 
@@ -63,7 +70,7 @@ class Settings(BaseSettings):
         64, gt=0, description="Photos waiting for the model beyond which requests get 503 + Retry-After."
     )
     max_decoding: int = Field(
-        default_factory=lambda: 2 * (os.cpu_count() or 1),
+        default_factory=lambda: 2 * _usable_cores(),
         gt=0,
         description="Requests reading and decoding their photos at once (default: 2 per core).",
     )
