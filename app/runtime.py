@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import threading
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -73,6 +74,9 @@ class OpenVINORuntime:
     def __init__(self, compiled: Any, output_names: tuple[str, ...]) -> None:
         self._compiled = compiled
         self._request = compiled.create_infer_request()
+        # An infer request serves one call at a time; the batcher's single worker never overlaps,
+        # but a warm-up or a second caller (tests, petseg predict) must not find it busy.
+        self._lock = threading.Lock()
         self._outputs = [compiled.output(name) for name in output_names]
         self.output_names = output_names
 
@@ -107,9 +111,10 @@ class OpenVINORuntime:
         # One synchronous request per batch: the batcher calls from a single worker thread.
         # share_outputs=False: the request reuses its output buffers on the next call, and the
         # caller keeps these arrays, so they are copies.
-        results = self._request.infer(
-            [np.ascontiguousarray(images, dtype=np.uint8)], share_inputs=True, share_outputs=False
-        )
+        with self._lock:
+            results = self._request.infer(
+                [np.ascontiguousarray(images, dtype=np.uint8)], share_inputs=True, share_outputs=False
+            )
         return {name: results[output] for name, output in zip(self.output_names, self._outputs, strict=True)}
 
 
