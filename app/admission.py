@@ -43,9 +43,17 @@ class Slot:
 class Admission:
     """At most `limit` requests reading/decoding at once, at most `backlog` more waiting for a slot."""
 
-    def __init__(self, limit: int, backlog: int) -> None:
+    def __init__(
+        self,
+        limit: int,
+        backlog: int,
+        holding: Callable[[], contextlib.AbstractContextManager[object]] | None = None,
+    ) -> None:
+        """`holding`, if given, is entered while a request holds its slot: the service passes the
+        batcher's `arriving`, so a forming batch waits for photos whose bodies are still arriving."""
         self.limit = limit
         self.backlog = backlog
+        self._holding = holding
         self._slots = asyncio.Semaphore(limit)
         self._waiting = 0
         self._active = 0
@@ -72,7 +80,15 @@ class Admission:
         finally:
             self._waiting -= 1
         self._active += 1
-        slot = Slot(self._give_back)
+        held = contextlib.ExitStack()
+        if self._holding is not None:
+            held.enter_context(self._holding())
+
+        def give_back() -> None:
+            held.close()
+            self._give_back()
+
+        slot = Slot(give_back)
         try:
             yield slot
         finally:

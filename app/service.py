@@ -44,7 +44,9 @@ class SegmentationService:
         # Decoding and rendering are CPU work: more threads than cores (anyio's default is 40) only add
         # context switches, memory held by half-done photos, and contention with TensorFlow's own threads.
         self._cpu_limiter = CapacityLimiter(os.cpu_count() or 2)
-        self.admission = Admission(settings.max_decoding, settings.max_decoding_waiting)
+        self.admission = Admission(
+            settings.max_decoding, settings.max_decoding_waiting, holding=batcher.arriving
+        )
 
     async def segment(
         self, data: bytes, options: RenderOptions, on_decoded: Callable[[], None] | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
 from collections.abc import Iterator
@@ -59,6 +60,28 @@ def test_a_batch_holds_its_slot_until_every_photo_is_decoded() -> None:
             slot.photo_decoded()
             assert admission.active == 0
         assert admission.active == 0
+
+    asyncio.run(scenario())
+
+
+def test_a_request_counts_as_arriving_from_admission_until_its_photo_is_decoded() -> None:
+    on_the_way = []
+
+    @contextlib.contextmanager
+    def arriving() -> Iterator[None]:  # stands where the service puts the batcher's `arriving`
+        on_the_way.append(1)
+        try:
+            yield
+        finally:
+            on_the_way.pop()
+
+    async def scenario() -> None:
+        admission = Admission(limit=2, backlog=0, holding=arriving)
+        async with admission.slot() as slot:
+            assert len(on_the_way) == 1  # body still being read: a forming batch may wait for it
+            slot.photo_decoded()
+            assert on_the_way == []  # decoded and about to be queued: nothing to wait for
+        assert on_the_way == []
 
     asyncio.run(scenario())
 
