@@ -2,6 +2,11 @@
 #
 #   docker build -t petseg:gpu .                          # default: GPU-capable TensorFlow (CUDA 12 wheels)
 #   docker build -t petseg:cpu --build-arg TF_VARIANT=cpu . # CPU-only TensorFlow, ~4x smaller
+#   ... --build-arg JEMALLOC=1                            # Debian's libjemalloc2 preloaded (docs/runtime.md)
+#
+# Inference runtime (PETSEG_BACKEND=auto, docs/runtime.md): the CPU image carries OpenVINO (the `cpu`
+# extra), so it serves the SavedModel compiled by OpenVINO; the GPU image has no OpenVINO and serves
+# with TensorFlow on the GPU.
 #
 # Base: the official slim Python image. TensorFlow's CUDA 12 / cuDNN libraries come as pip wheels
 # (`tensorflow[and-cuda]`), so the image needs only an NVIDIA driver on the host (nvidia-container-toolkit),
@@ -40,6 +45,10 @@ RUN pip install --no-deps . \
 
 FROM ${PYTHON_IMAGE}
 ARG TF_VARIANT=gpu
+# Empty (default): glibc's allocator, tuned by `petseg serve`; 1: jemalloc preloaded. Measure before
+# switching: `python -m bench --preload /usr/lib/x86_64-linux-gnu/libjemalloc.so.2` reports RSS growth
+# over 10,000 requests, to compare with the same run without it (docs/runtime.md).
+ARG JEMALLOC=
 LABEL org.opencontainers.image.title="petseg" \
       org.opencontainers.image.description="Pet-photo segmentation HTTP service (TensorFlow SavedModel + FastAPI)" \
       org.opencontainers.image.licenses="Apache-2.0" \
@@ -48,7 +57,12 @@ LABEL org.opencontainers.image.title="petseg" \
 # A fixed numeric uid/gid, so Kubernetes' runAsNonRoot can verify it and mounted volumes can be chowned.
 RUN groupadd --gid 10001 petseg \
  && useradd --uid 10001 --gid 10001 --home-dir /nonexistent --no-create-home \
-      --shell /usr/sbin/nologin petseg
+      --shell /usr/sbin/nologin petseg \
+ && if [ -n "${JEMALLOC}" ]; then \
+      apt-get update -qq && apt-get install -y -qq --no-install-recommends libjemalloc2 \
+      && rm -rf /var/lib/apt/lists/* \
+      && ln -s "$(find /usr/lib -name libjemalloc.so.2 | head -n1)" /usr/local/lib/petseg-malloc.so; \
+    fi
 
 COPY --from=builder /opt/venv /opt/venv
 # The released model, baked in. Mount another model directory and point PETSEG_MODEL_DIR at it to
@@ -68,7 +82,9 @@ ENV PATH=/opt/venv/bin:$PATH \
     PETSEG_MODEL_DIR=/opt/petseg/models/pet-unet \
     PETSEG_TF_INTRA_OP_THREADS=0 \
     PETSEG_TF_INTER_OP_THREADS=2 \
-    PETSEG_GPU_MEMORY_GROWTH=true
+    PETSEG_GPU_MEMORY_GROWTH=true \
+    PETSEG_BACKEND=auto \
+    LD_PRELOAD=${JEMALLOC:+/usr/local/lib/petseg-malloc.so}
 
 USER 10001:10001
 WORKDIR /tmp

@@ -84,10 +84,23 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             segmenter = service.segmenter
             metrics.queue_depth.set_function(lambda: service.batcher.depth)
             metrics.model.info(
-                {"name": segmenter.name, "version": str(segmenter.version), "path": str(segmenter.model_dir)}
+                {
+                    "name": segmenter.name,
+                    "version": str(segmenter.version),
+                    "path": str(segmenter.model_dir),
+                    "backend": segmenter.backend,
+                }
             )
+            metrics.decoding.set_function(lambda: service.admission.active)
+            metrics.decoding_waiting.set_function(lambda: service.admission.waiting)
             app.state.service = service
-            logger.info("loaded model %s v%d from %s", segmenter.name, segmenter.version, segmenter.model_dir)
+            logger.info(
+                "loaded model %s v%d from %s on %s",
+                segmenter.name,
+                segmenter.version,
+                segmenter.model_dir,
+                segmenter.backend,
+            )
             warm_up_task = asyncio.create_task(_warm_up(app, service))
             try:
                 yield
@@ -115,10 +128,22 @@ async def _warm_up(app: FastAPI, service: SegmentationService) -> None:
     logger.info("warm-up done; ready")
 
 
+def _log_to_stderr(level: str) -> None:
+    """Show the service's own lines (model, backend, warm-up) next to uvicorn's, unless logging is
+    already configured (a handler on `app` or the root logger), e.g. by an embedding application."""
+    app_logger = logging.getLogger("app")
+    app_logger.setLevel(level)
+    if not app_logger.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)-9s %(message)s"))
+        app_logger.addHandler(handler)
+        app_logger.propagate = False
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """A new app with its own settings and metrics registry; the model loads when its lifespan starts."""
     settings = settings or Settings()
-    logging.getLogger("app").setLevel(settings.log_level.upper())
+    _log_to_stderr(settings.log_level.upper())
     # FastAPIOffline: /docs (Swagger UI) with its script, style and icon served from this service (a
     # maintained package ships them), not from a CDN, so the API reference works offline. No ReDoc: its
     # bundle still fetches a logo from its CDN, and one API viewer is enough.

@@ -44,6 +44,16 @@ class Metrics:
         self.queue_depth = Gauge(
             "petseg_queue_depth", "Photos waiting for the model.", registry=self.registry
         )
+        self.decoding = Gauge(
+            "petseg_decoding",
+            "Requests holding a decoding slot (reading or decoding their photos).",
+            registry=self.registry,
+        )
+        self.decoding_waiting = Gauge(
+            "petseg_decoding_waiting",
+            "Requests waiting, body unread, for a decoding slot.",
+            registry=self.registry,
+        )
         self.model = Info("petseg_model", "The loaded model.", registry=self.registry)
 
     def observe_batch(self, size: int, seconds: float) -> None:

@@ -88,3 +88,4 @@ class ModelInfo(BaseModel):
     metrics: dict[str, Any] = {}
     created_at: str | None = None
     metadata: dict[str, Any] = Field(description="The full metadata.json of the export.")
+    backend: str = Field(description="Inference runtime serving it: tensorflow or openvino (PETSEG_BACKEND).")

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from app.runtime import Runtime, TensorFlowRuntime, build_runtime
 from app.settings import ModelDirError, Settings
 from petseg_contract import (
     BREED_NAMES,
@@ -56,6 +57,24 @@ class Segmenter:
             for name in (OUTPUT_NAME, SPECIES_OUTPUT, BREED_OUTPUT)
             if name in self._serve.structured_outputs
         )
+        self.runtime: Runtime = TensorFlowRuntime(self._serve, self.output_names)
+
+    @property
+    def backend(self) -> str:
+        """The inference runtime in use: tensorflow or openvino."""
+        return self.runtime.backend
+
+    def use_backend(self, backend: str, *, tolerance: float = 1e-4, threads: int = 0) -> None:
+        """Switch to `backend` (auto|tensorflow|openvino) once it agreed with TensorFlow on a fixed input;
+        raises ModelDirError (RuntimeDisagreement) when it cannot be compiled or disagrees."""
+        self.runtime = build_runtime(
+            self._serve,
+            self.output_names,
+            self.input_size,
+            backend=backend,
+            tolerance=tolerance,
+            threads=threads,
+        )
 
     @property
     def has_labels(self) -> bool:
@@ -71,8 +90,9 @@ class Segmenter:
         return str(self.metadata["name"])
 
     @classmethod
-    def load(cls, model_dir: Path) -> Segmenter:
-        """Load `model_dir` (a SavedModel version directory); raise ModelDirError saying what is wrong."""
+    def load(cls, model_dir: Path, settings: Settings | None = None) -> Segmenter:
+        """Load `model_dir` (a SavedModel version directory) on the runtime `settings.backend` chooses
+        (TensorFlow without settings); raise ModelDirError saying what is wrong."""
         metadata = _read_metadata(model_dir)
         try:
             loaded = tf.saved_model.load(str(model_dir))
@@ -81,12 +101,18 @@ class Segmenter:
         if SIGNATURE_NAME not in loaded.signatures:
             raise ModelDirError(f"{model_dir}: SavedModel has no '{SIGNATURE_NAME}' signature")
         _check_signature(model_dir, loaded.signatures[SIGNATURE_NAME], metadata)
-        return cls(model_dir, loaded, metadata)
+        segmenter = cls(model_dir, loaded, metadata)
+        if settings is not None:
+            segmenter.use_backend(
+                settings.backend,
+                tolerance=settings.backend_check_tolerance,
+                threads=settings.tf_intra_op_threads,
+            )
+        return segmenter
 
     def predict(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """uint8 [n, S, S, 3] photos → each contract output by name (probabilities: float32 [n,S,S,C])."""
-        outputs = self._serve(**{INPUT_NAME: tf.constant(images, dtype=tf.uint8)})
-        return {name: outputs[name].numpy() for name in self.output_names}
+        return self.runtime.predict(images)
 
     def warm_up(self) -> None:
         """Run the model once so the first request does not pay for graph setup."""

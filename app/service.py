@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -10,6 +11,7 @@ import numpy as np
 from anyio import CapacityLimiter, to_thread
 
 from app import imaging
+from app.admission import Admission
 from app.batcher import Batcher
 from app.schemas import BoundingBox, OutputMode, RenderOptions, SegmentResult, Timings
 from app.settings import Settings
@@ -41,17 +43,29 @@ class SegmentationService:
         # Decoding and rendering are CPU work: more threads than cores (anyio's default is 40) only add
         # context switches, memory held by half-done photos, and contention with TensorFlow's own threads.
         self._cpu_limiter = CapacityLimiter(settings.imaging_thread_count)
+        self.admission = Admission(
+            settings.max_decoding, settings.max_decoding_waiting, holding=batcher.arriving
+        )
 
-    async def segment(self, data: bytes, options: RenderOptions) -> Rendered:
-        """Segment one uploaded photo; raises photos.ImageError for bad input, Overloaded when full."""
+    async def segment(
+        self, data: bytes, options: RenderOptions, on_decoded: Callable[[], None] | None = None
+    ) -> Rendered:
+        """Segment one uploaded photo; raises photos.ImageError for bad input, Overloaded when full.
+
+        `on_decoded` is called once the photo is decoded (or failed to), e.g. to free an admission slot.
+        """
         started = time.perf_counter()
-        with self.batcher.arriving():
-            photo = await to_thread.run_sync(self._decode, data, options.output, limiter=self._cpu_limiter)
+        try:
+            with self.batcher.arriving():
+                photo = await to_thread.run_sync(self._decode, data, limiter=self._cpu_limiter)
+        finally:
+            if on_decoded is not None:
+                on_decoded()
         decoded = time.perf_counter()
         batch = await self.batcher.submit(photo.model_input)
         inferred = time.perf_counter()
         png, fractions, box = await to_thread.run_sync(
-            self._render, photo, batch.probabilities, options, limiter=self._cpu_limiter
+            self._render, data, photo, batch.probabilities, options, limiter=self._cpu_limiter
         )
         finished = time.perf_counter()
         result = SegmentResult(
@@ -72,30 +86,29 @@ class SegmentationService:
         )
         return Rendered(png=png, result=result)
 
-    def _decode(self, data: bytes, output: OutputMode) -> photos.Photo:
-        return photos.decode(
-            data,
-            input_size=self.segmenter.input_size,
-            max_pixels=self.settings.max_pixels,
-            keep_pixels=output in (OutputMode.overlay, OutputMode.cutout),
-        )
+    def _decode(self, data: bytes) -> photos.Photo:
+        # The model input only, from the reduced-scale decode, whatever the output: every output of a
+        # photo is drawn from the same labels, and a photo waiting for the model holds its compressed
+        # bytes and a small input, never its full pixels.
+        return photos.decode(data, input_size=self.segmenter.input_size, max_pixels=self.settings.max_pixels)
 
     def _render(
-        self, photo: photos.Photo, probabilities: np.ndarray, options: RenderOptions
+        self, data: bytes, photo: photos.Photo, probabilities: np.ndarray, options: RenderOptions
     ) -> tuple[bytes | None, list[float], dict[str, int] | None]:
         """PNG (or None for JSON), class fractions and pet box; all here, in a worker thread, because
-        counting pixels of a full-size photo would otherwise block the event loop."""
+        counting pixels of a full-size photo would otherwise block the event loop. Only overlays and
+        cut-outs decode the photo at full size, and only now."""
         segmentation = masks.upsample(probabilities, photo.height, photo.width)
         labels = segmentation.labels
         png: bytes | None = None
         if options.output is OutputMode.mask:
             png = imaging.render_mask(labels, self.colors)
         elif options.output is OutputMode.overlay:
-            assert photo.rgb is not None
-            png = imaging.render_overlay(photo.rgb, labels, self.colors, options.opacity)
+            pixels = photos.decode_pixels(data, max_pixels=self.settings.max_pixels)
+            png = imaging.render_overlay(pixels, labels, self.colors, options.opacity)
         elif options.output is OutputMode.cutout:
-            assert photo.rgb is not None
-            png = imaging.render_cutout(photo.rgb, segmentation.pet_alpha, options.background)
+            pixels = photos.decode_pixels(data, max_pixels=self.settings.max_pixels)
+            png = imaging.render_cutout(pixels, segmentation.pet_alpha, options.background)
         fractions = imaging.class_fractions(labels, len(self.class_names))
         return png, fractions, imaging.bounding_box(labels, PET)
 

@@ -48,6 +48,13 @@ COMPOSE_VARIABLES = frozenset(
 )
 
 
+def _usable_cores() -> int:
+    """Cores this process may run on (a cpuset narrows it; a CFS quota, as in Kubernetes, does not)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
 class Settings(BaseSettings):
     """Service configuration; each field is `PETSEG_<NAME>` in the environment."""
 
@@ -82,6 +89,16 @@ class Settings(BaseSettings):
     queue_capacity: int = Field(
         64, gt=0, description="Photos waiting for the model beyond which requests get 503 + Retry-After."
     )
+    max_decoding: int = Field(
+        default_factory=lambda: 2 * _usable_cores(),
+        gt=0,
+        description="Requests reading and decoding their photos at once (default: 2 per core).",
+    )
+    max_decoding_waiting: int = Field(
+        64,
+        ge=0,
+        description="Requests waiting, body unread, for a decoding slot; beyond that 503 + Retry-After.",
+    )
     retry_after_seconds: int = Field(
         1, ge=0, description="Retry-After (seconds) sent with every 503: overloaded, warming up, stopping."
     )
@@ -96,14 +113,24 @@ class Settings(BaseSettings):
     )
     tf_intra_op_threads: int = Field(0, ge=0, description="TensorFlow intra-op threads (0: one per core).")
     tf_inter_op_threads: int = Field(0, ge=0, description="TensorFlow inter-op threads (0: TF decides).")
+    backend: Literal["auto", "tensorflow", "openvino"] = Field(
+        "auto",
+        description="Inference runtime; auto: TensorFlow when a GPU is visible, else OpenVINO if installed.",
+    )
+    backend_check_tolerance: float = Field(
+        1e-4,
+        ge=0,
+        description="Largest absolute difference between OpenVINO and TensorFlow outputs on the startup "
+        "check; beyond it the service refuses to start.",
+    )
     gpu_memory_growth: bool = Field(
         True, description="Allocate GPU memory as needed instead of all of it up front."
     )
 
     @property
     def imaging_thread_count(self) -> int:
-        """`imaging_threads`, with 0 resolved to this machine's core count."""
-        return self.imaging_threads or os.cpu_count() or 2
+        """`imaging_threads`, with 0 resolved to the cores this process may run on."""
+        return self.imaging_threads or _usable_cores()
 
     @cached_property
     def model_version_dir(self) -> Path:

@@ -69,7 +69,7 @@ def load_segmenter(settings: Settings) -> Segmenter:
         from app.segmenter import Segmenter, configure_tensorflow
 
     configure_tensorflow(settings)
-    return Segmenter.load(settings.model_version_dir)
+    return Segmenter.load(settings.model_version_dir, settings)
 
 
 @contextlib.asynccontextmanager

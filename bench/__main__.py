@@ -1,7 +1,12 @@
 """`python -m bench`: the service vs the raw SavedModel vs a naive FastAPI server, one session, one table.
 
 Everything runs on the same photos in the same session, and the headline numbers are ratios, because
-these machines are noisy. Results go to bench/results/bench-<time>.json (git-ignored).
+these machines are noisy. The raw model is measured on both runtimes (TensorFlow, and the same graph
+compiled by OpenVINO); the service with the backend it chose (PETSEG_BACKEND, reported). Then a 12 MP
+phone photo as mask/overlay/cut-out at concurrency 1, and a burst of clients uploading it (statuses,
+peak RSS). Every part has a size option, so `--seconds 2 --raw-seconds 0.5 --phone-requests 2
+--burst-seconds 2 --memory-requests 0` proves the whole run works in a few minutes (docs/runtime.md).
+Results go to bench/results/bench-<time>.json (git-ignored).
 """
 
 from __future__ import annotations
@@ -9,6 +14,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import importlib.util
+import io
 import json
 import os
 import platform
@@ -16,19 +23,28 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
+from PIL import Image
+
 from bench.load import multipart_post, run_load
-from bench.photos import DEFAULT_DATA_DIR, choose_photos, describe
+from bench.photos import DEFAULT_DATA_DIR, BenchPhoto, choose_photos, describe
 from bench.server import resolve_model, start_naive
 from petseg_harness.server import REPO, ServerProcess, start_service
 
 TARGETS = {
-    "service_vs_raw_b16_at_c16": 0.85,
-    "p50_c1_minus_raw_b1_ms": 8.0,
+    "service_vs_raw_b16_at_c16": 1.2,  # raw TensorFlow
+    "service_vs_raw_openvino_b16_at_c16": 0.75,
+    "p50_c1_minus_raw_openvino_b1_ms": 5.0,
+    "phone_mask_p50_ms": 150.0,
+    "phone_overlay_p50_ms": 300.0,
+    "phone_cutout_p50_ms": 300.0,
+    "burst_errors_other_than_503": 0,
     "ready_s": 10.0,
     "rss_growth_pct": 5.0,
 }
+PHONE_SIZE = (4032, 3024)
 
 
 def training_running() -> bool:
@@ -36,11 +52,17 @@ def training_running() -> bool:
     return bool(found.stdout.strip())
 
 
-def measure_raw(model_dir: Path, data_dir: Path, seconds: float, photo_files: list[Path] | None) -> dict:
+def measure_raw(
+    model_dir: Path,
+    data_dir: Path,
+    seconds: float,
+    photo_files: list[Path] | None,
+    backend: str = "tensorflow",
+) -> dict:
     photo_args = [arg for path in photo_files or [] for arg in ("--photo", str(path))]
     proc = subprocess.run(
         [sys.executable, "-m", "bench.raw_model", "--model-dir", str(model_dir), "--seconds", str(seconds),
-         "--data-dir", str(data_dir), *photo_args],
+         "--data-dir", str(data_dir), "--backend", backend, *photo_args],
         cwd=REPO, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )  # fmt: skip
     if proc.returncode != 0:
@@ -55,6 +77,7 @@ def measure_server(
     result: dict = {}
     try:
         result["ready_s"] = round(server.wait_ready(), 2)
+        result["backend"] = served_backend(server.url)
         result["rss_ready_mb"] = round(server.rss() / 2**20, 1)
         top = max(levels)
         warm = asyncio.run(run_load(server.url, requests, concurrency=top, total=max(256, 4 * top)))
@@ -83,6 +106,74 @@ def measure_server(
         result["requests_after_warmup"] = sent
         result["rss_after_mb"] = round(rss_after / 2**20, 1)
         result["rss_growth_pct"] = round((rss_after / rss_warm - 1) * 100, 2) if rss_warm else None
+    finally:
+        result["exit_code"] = server.terminate()
+    return result
+
+
+def served_backend(url: str) -> str | None:
+    """The inference runtime the service says it uses (/v1/model); None for a server without one."""
+    try:
+        with urllib.request.urlopen(url + "/v1/model", timeout=5) as response:
+            return json.loads(response.read()).get("backend")
+    except (OSError, ValueError):
+        return None
+
+
+def peak_rss_bytes(pid: int) -> int:
+    """The process's high-water resident set size so far (Linux VmHWM), 0 once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def phone_photo(photos: list[BenchPhoto]) -> bytes:
+    """A 12 MP (4032x3024) JPEG of about 2 MB, as a phone takes: the largest benchmark photo upscaled."""
+    largest = max(photos, key=lambda p: p.width * p.height)
+    image = Image.open(io.BytesIO(largest.data)).convert("RGB").resize(PHONE_SIZE, Image.Resampling.BICUBIC)
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=92)
+    return buffer.getvalue()
+
+
+def measure_phone(
+    server: ServerProcess, photo: bytes, requests: int, burst_clients: int, burst_seconds: float
+) -> dict:
+    """The 12 MP photo as mask, overlay and cut-out, `requests` each at concurrency 1 after one
+    warm-up; then `burst_clients` clients
+    uploading it for `burst_seconds` (every status, errors other than 503, peak RSS)."""
+    result: dict = {"photo_bytes": len(photo), "size": list(PHONE_SIZE)}
+    try:
+        server.wait_ready()
+        result["backend"] = served_backend(server.url)
+        for mode in ("mask", "overlay", "cutout"):
+            request = multipart_post(f"/segment?output={mode}", "phone.jpg", photo)
+            asyncio.run(run_load(server.url, [request], concurrency=1, total=1))  # warm-up
+            # By count, not by time: at several hundred ms a request, a short window would hold none.
+            run = asyncio.run(run_load(server.url, [request], concurrency=1, total=requests))
+            result[mode] = run.summary()
+            print(f"  12 MP {mode:<8} c=1  {_level_line(result[mode])}", flush=True)
+        rss_before = server.rss()
+        request = multipart_post("/segment?output=mask", "phone.jpg", photo)
+        burst = asyncio.run(
+            run_load(
+                server.url, [request], concurrency=burst_clients, duration_s=burst_seconds, timeout_s=120
+            )
+        )
+        summary = burst.summary()
+        summary["errors_other_than_503"] = sum(1 for o in burst.outcomes if o.status not in (200, 503))
+        summary["rss_before_mb"] = round(rss_before / 2**20, 1)
+        summary["peak_rss_mb"] = round(peak_rss_bytes(server.pid) / 2**20, 1)
+        summary["rss_after_mb"] = round(server.rss() / 2**20, 1)
+        result["burst"] = summary
+        print(
+            f"  12 MP burst c={burst_clients}: {summary['statuses']}, peak RSS {summary['peak_rss_mb']} MB",
+            flush=True,
+        )
     finally:
         result["exit_code"] = server.terminate()
     return result
@@ -126,10 +217,29 @@ def training_section(run_dir: Path | None, data_dir: Path, run_benchmark: bool) 
     return section
 
 
-def ratios(raw: dict, service: dict, naive: dict | None) -> dict:
+def ratios(
+    raw: dict, service: dict, naive: dict | None, raw_openvino: dict | None = None, phone: dict | None = None
+) -> dict:
     batches = {int(k): v for k, v in raw["batches"].items()}
     levels = service["levels"]
-    out: dict = {}
+    out: dict = {"service_backend": service.get("backend")}
+    if raw_openvino is not None:
+        ov = {int(k): v for k, v in raw_openvino["batches"].items()}
+        if "16" in levels and 16 in ov:
+            out["service_vs_raw_openvino_b16_at_c16"] = round(
+                levels["16"]["throughput_rps"] / ov[16]["images_per_s"], 3
+            )
+        if "1" in levels and 1 in ov and levels["1"]["p50_ms"] is not None:
+            out["p50_c1_minus_raw_openvino_b1_ms"] = round(levels["1"]["p50_ms"] - ov[1]["median_call_ms"], 2)
+        if 16 in ov and 16 in batches:
+            out["raw_openvino_vs_raw_tensorflow_b16"] = round(
+                ov[16]["images_per_s"] / batches[16]["images_per_s"], 3
+            )
+    if phone is not None:
+        for mode in ("mask", "overlay", "cutout"):
+            out[f"phone_{mode}_p50_ms"] = phone[mode]["p50_ms"]
+        out["burst_errors_other_than_503"] = phone["burst"]["errors_other_than_503"]
+        out["burst_peak_rss_mb"] = phone["burst"]["peak_rss_mb"]
     if "16" in levels and 16 in batches:
         out["service_vs_raw_b16_at_c16"] = round(
             levels["16"]["throughput_rps"] / batches[16]["images_per_s"], 3
@@ -169,12 +279,16 @@ def print_report(report: dict) -> None:
     if report["training_running"]:
         print("WARNING: background training was running; every number below was taken under that load")
     print()
-    print("raw SavedModel (signature called directly on pre-resized photos)")
-    for batch, v in raw["batches"].items():
-        print(
-            f"  batch {batch:>3}: {v['images_per_s']:8.1f} images/s   {v['median_call_ms']:8.2f} ms/call"
-            f"   {v['cpu_ms_per_image']:6.2f} ms CPU/image"
-        )
+    for name, measured in (("TensorFlow", raw), ("OpenVINO", report.get("raw_openvino"))):
+        if measured is None:
+            continue
+        print(f"raw SavedModel on {name} (signature called directly on pre-resized photos)")
+        for batch, v in measured["batches"].items():
+            print(
+                f"  batch {batch:>3}: {v['images_per_s']:8.1f} images/s   {v['median_call_ms']:8.2f} ms/call"
+                f"   {v['cpu_ms_per_image']:6.2f} ms CPU/image"
+            )
+    print(f"service backend: {service.get('backend')}  allocator: {report.get('allocator')}")
     print()
     header = (
         f"{'server':<8}{'conc':>5}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'non-200':>9}"
@@ -246,8 +360,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", default="1,4,16,64")
     parser.add_argument("--seconds", type=float, default=15.0, help="measured per concurrency level")
     parser.add_argument("--raw-seconds", type=float, default=5.0, help="per raw batch size")
-    parser.add_argument("--memory-requests", type=int, default=5000)
+    parser.add_argument(
+        "--memory-requests", type=int, default=10000, help="RSS growth measured over this many requests"
+    )
+    parser.add_argument(
+        "--preload",
+        default="",
+        help="LD_PRELOAD for the service, e.g. /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 (docs/runtime.md)",
+    )
+    parser.add_argument("--backend", default=None, help="PETSEG_BACKEND for the service (default: its own)")
     parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument("--skip-openvino", action="store_true", help="no raw OpenVINO measurement")
+    parser.add_argument("--skip-phone", action="store_true", help="no 12 MP photo and burst")
+    parser.add_argument("--phone-requests", type=int, default=30, help="12 MP requests per output mode")
+    parser.add_argument("--burst-clients", type=int, default=64)
+    parser.add_argument("--burst-seconds", type=float, default=60.0)
     parser.add_argument("--training-run", type=Path, default=REPO / "runs" / "release-1")
     parser.add_argument(
         "--training-benchmark",
@@ -274,17 +401,40 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model {model_dir} ({note}); photos: {report['photos']}", flush=True)
     print("raw model ...", flush=True)
     report["raw"] = measure_raw(model_dir, args.data_dir, args.raw_seconds, args.photo)
+    report["raw_openvino"] = None
+    if not args.skip_openvino and importlib.util.find_spec("openvino") is not None:
+        print("raw model on OpenVINO ...", flush=True)
+        report["raw_openvino"] = measure_raw(
+            model_dir, args.data_dir, args.raw_seconds, args.photo, "openvino"
+        )
+    service_env = {"LD_PRELOAD": args.preload} if args.preload else {}
+    if args.backend:
+        service_env["PETSEG_BACKEND"] = args.backend
+    report["allocator"] = args.preload or "glibc (petseg serve's mallopt tuning)"
     service_requests = [multipart_post("/segment?output=mask", f"{p.name}.jpg", p.data) for p in photos]
     print("service ...", flush=True)
-    service = start_service(model_dir, scratch / "service.log")
+    service = start_service(model_dir, scratch / "service.log", env=service_env)
     report["service"] = measure_server(service, service_requests, levels, args.seconds, args.memory_requests)
+    report["phone"] = None
+    if not args.skip_phone:
+        print("12 MP photo ...", flush=True)
+        phone_service = start_service(model_dir, scratch / "phone.log", env=service_env)
+        report["phone"] = measure_phone(
+            phone_service,
+            phone_photo(photos),
+            args.phone_requests,
+            args.burst_clients,
+            args.burst_seconds,
+        )
     report["naive"] = None
     if not args.skip_naive:
         print("naive ...", flush=True)
         naive_requests = [multipart_post("/segment", f"{p.name}.jpg", p.data) for p in photos]
         naive = start_naive(model_dir, scratch / "naive.log")
         report["naive"] = measure_server(naive, naive_requests, levels, args.seconds, 0)
-    report["ratios"] = ratios(report["raw"], report["service"], report["naive"])
+    report["ratios"] = ratios(
+        report["raw"], report["service"], report["naive"], report["raw_openvino"], report["phone"]
+    )
     report["training"] = training_section(
         args.training_run, args.data_dir, args.training_benchmark and not training_running()
     )

@@ -1,7 +1,9 @@
 """The ceiling: the SavedModel's signature called directly on pre-resized photos, no HTTP, no imaging.
 
-Run in its own process (`python -m bench.raw_model --model-dir DIR`) so TensorFlow's thread pools are
-set up exactly as in a server process; prints one JSON object.
+`--backend tensorflow` calls the signature through TensorFlow; `--backend openvino` calls the same
+signature compiled by OpenVINO exactly as the service compiles it (app.runtime). Run in its own
+process (`python -m bench.raw_model --model-dir DIR --backend B`) so the runtime's thread pools are set
+up exactly as in a server process; prints one JSON object.
 """
 
 from __future__ import annotations
@@ -22,14 +24,27 @@ def measure(
     seconds: float,
     data_dir: Path | None,
     photo_files: list[Path] | None = None,
+    backend: str = "tensorflow",
 ) -> dict:
     import tensorflow as tf
     from PIL import Image
 
+    from app.runtime import OpenVINORuntime
     from bench.photos import DEFAULT_DATA_DIR, choose_photos
 
     size = int(json.loads((model_dir / "metadata.json").read_text())["input_size"])
-    serve = tf.saved_model.load(str(model_dir)).signatures["serving_default"]
+    loaded = tf.saved_model.load(str(model_dir))
+    signature = loaded.signatures["serving_default"]
+    if backend == "openvino":
+        compiled = OpenVINORuntime.from_signature(signature, ("probabilities",))
+
+        def call(batch: np.ndarray) -> np.ndarray:
+            return compiled.predict(batch)["probabilities"]
+    else:
+
+        def call(batch: np.ndarray) -> np.ndarray:
+            return signature(images=tf.constant(batch))["probabilities"].numpy()
+
     photos = choose_photos(data_dir or DEFAULT_DATA_DIR, photo_files)
     inputs = np.stack(
         [np.asarray(Image.open(io.BytesIO(p.data)).convert("RGB").resize((size, size))) for p in photos]
@@ -38,14 +53,14 @@ def measure(
     for batch_size in batch_sizes:
         batches = [np.take(inputs, range(i, i + batch_size), axis=0, mode="wrap") for i in range(8)]
         for batch in batches[:3]:  # first calls build the graph for this shape
-            serve(images=tf.constant(batch))["probabilities"].numpy()
+            call(batch)
         calls = []
         cpu_started = time.process_time()
         deadline = time.perf_counter() + seconds
         while time.perf_counter() < deadline or len(calls) < 5:
             batch = batches[len(calls) % len(batches)]
             started = time.perf_counter()
-            serve(images=tf.constant(batch))["probabilities"].numpy()
+            call(batch)
             calls.append(time.perf_counter() - started)
         results[batch_size] = {
             "images_per_s": round(batch_size * len(calls) / sum(calls), 2),
@@ -56,7 +71,7 @@ def measure(
             "calls": len(calls),
         }
     best = max(results, key=lambda b: results[b]["images_per_s"])
-    return {"input_size": size, "batches": results, "best_batch_size": best}
+    return {"backend": backend, "input_size": size, "batches": results, "best_batch_size": best}
 
 
 def main() -> None:
@@ -66,9 +81,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="per batch size")
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--photo", type=Path, action="append", help="use this photo file (repeatable)")
+    parser.add_argument("--backend", choices=["tensorflow", "openvino"], default="tensorflow")
     args = parser.parse_args()
     sizes = [int(b) for b in args.batch_sizes.split(",")]
-    print(json.dumps(measure(args.model_dir, sizes, args.seconds, args.data_dir, args.photo)))
+    print(json.dumps(measure(args.model_dir, sizes, args.seconds, args.data_dir, args.photo, args.backend)))
 
 
 if __name__ == "__main__":

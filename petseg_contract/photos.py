@@ -92,6 +92,20 @@ def decode(data: bytes, *, input_size: int, max_pixels: int, keep_pixels: bool =
     )
 
 
+def decode_pixels(data: bytes, *, max_pixels: int) -> Image.Image:
+    """The photo at full size, oriented, 8-bit RGB: what an overlay or cut-out is drawn on.
+
+    Separate from `decode` so a caller can hold only the compressed bytes while the photo waits for
+    the model, and decode the full pixels when it draws; the model input never comes from here.
+    """
+    image = _open(data)
+    with image:
+        width, height = image.size
+        if width * height > max_pixels:
+            raise TooManyPixels(f"{width}x{height} pixels exceeds the limit of {max_pixels}")
+        return load_rgb(image)
+
+
 def decode_file(path, *, input_size: int, max_pixels: int = 2**31, keep_pixels: bool = False) -> Photo:
     """`decode` on a file's bytes (the evaluation and the CLI read photos from disk)."""
     with open(path, "rb") as f:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 from starlette.datastructures import FormData, UploadFile
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.types import Message
 
 from app.errors import ProblemError
@@ -46,13 +46,20 @@ def _limited(request: Request, limit: int) -> Request:
 
 
 @contextlib.asynccontextmanager
-async def _multipart_form(request: Request, max_files: int) -> AsyncIterator[FormData]:
-    """The parsed form, closed on exit. Starlette answers every multipart problem with a bare 400, which
-    the API reserves for corrupt images; here each gets its own status and a message that says what to do."""
+async def _parse_form(request: Request, *, max_bytes: int, max_files: int) -> AsyncIterator[FormData]:
+    """The multipart form with its files kept in memory, closed on exit.
+
+    The body is already capped at `max_bytes`, and starlette's default would spool every file over 1 MB
+    to a temporary file (a burst of phone photos filling /tmp, a read-only root filesystem refusing
+    them). Starlette answers every multipart problem with a bare 400, which the API reserves for corrupt
+    images; here each gets its own status and a message that says what to do.
+    """
+    parser = MultiPartParser(request.headers, request.stream(), max_files=max_files, max_fields=max_files)
+    parser.spool_max_size = max_bytes + 1  # SpooledTemporaryFile: rolls over to disk only beyond this
     try:
-        form = await request.form(max_files=max_files, max_fields=max_files)
-    except StarletteHTTPException as exc:
-        reason = str(exc.detail)
+        form = await parser.parse()
+    except MultiPartException as exc:
+        reason = str(exc.message)
         if reason.startswith("Too many files"):
             raise ProblemError(
                 413,
@@ -79,7 +86,7 @@ async def read_uploads(request: Request, *, max_bytes: int, max_files: int) -> l
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     limited = _limited(request, max_bytes)
     if content_type == "multipart/form-data":
-        async with _multipart_form(limited, max_files) as form:
+        async with _parse_form(limited, max_bytes=max_bytes, max_files=max_files) as form:
             values = form.getlist(FILE_FIELD)
             if not values:
                 raise ProblemError(

@@ -41,6 +41,10 @@ def guarded_server(tmp_path_factory, model_dir: Path) -> Iterator[ServerProcess]
         "PETSEG_QUEUE_CAPACITY": "1",
         "PETSEG_MAX_BATCH_SIZE": "1",
         "PETSEG_MAX_BATCH_WAIT_MS": "0",
+        # Every upload decoded at once, and the slower TensorFlow runtime, so that a burst outruns the
+        # model and what refuses it is the one-photo queue (OpenVINO on the tiny model may keep up).
+        "PETSEG_MAX_DECODING": "64",
+        "PETSEG_BACKEND": "tensorflow",
     }
     # A version directory, not the base: both forms of PETSEG_MODEL_DIR are served.
     with running_service(model_dir / "1", tmp_path_factory.mktemp("logs") / "guarded.log", env) as running:

@@ -31,7 +31,9 @@ def settings_table() -> str:
     """The documentation's table, generated from the Settings fields themselves."""
     rows = ["| Variable | Default | Meaning |", "|---|---|---|"]
     for name, field in Settings.model_fields.items():
-        rows.append(f"| `PETSEG_{name.upper()}` | `{_default(field.default)}` | {field.description} |")
+        # A computed default (e.g. from the core count) is described by the field's own description.
+        default = "computed" if field.default_factory is not None else _default(field.default)
+        rows.append(f"| `PETSEG_{name.upper()}` | `{default}` | {field.description} |")
     return "\n".join(rows)
 
 

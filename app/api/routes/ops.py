@@ -40,6 +40,7 @@ async def model_info(service: ServiceDep) -> ModelInfo:
         metrics=metadata.get("metrics", {}),
         created_at=metadata.get("created_at"),
         metadata=metadata,
+        backend=service.segmenter.backend,
     )
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from app.admission import Slot
 from app.api.deps import ApiKeyDep, ServiceDep, SettingsDep
 from app.api.uploads import FILE_FIELD, read_uploads
 from app.batcher import Unavailable
@@ -88,12 +89,15 @@ async def segment(
         ),
     ] = None,
 ) -> Response:
-    uploads = await read_uploads(request, max_bytes=settings.max_upload_bytes, max_files=1)
     options = RenderOptions(
         output=output, opacity=opacity, background=_hex_color(background) if background else None
     )
-    rendered = await service.segment(uploads[0].data, options)  # Unavailable: 503 (app/errors.py)
-    # X-Model-Name/X-Model-Version: added to every response by app.main._ModelHeaders.
+    # A decoding slot before the body is read: a burst of uploads waits unread or gets 503. Unavailable
+    # (overloaded, stopping) becomes 503 + Retry-After in app/errors.py; the model headers come from
+    # app.main._ModelHeaders.
+    async with service.admission.slot() as slot:
+        uploads = await read_uploads(request, max_bytes=settings.max_upload_bytes, max_files=1)
+        rendered = await service.segment(uploads[0].data, options, on_decoded=slot.photo_decoded)
     if rendered.png is None:
         return Response(rendered.result.model_dump_json(), media_type="application/json")
     return Response(rendered.png, media_type="image/png")
@@ -110,14 +114,11 @@ async def segment(
     },
 )
 async def segment_batch(request: Request, service: ServiceDep, settings: SettingsDep) -> Response:
-    uploads = await read_uploads(
-        request, max_bytes=settings.max_upload_bytes, max_files=settings.max_files_per_request
-    )
     options = RenderOptions(output=OutputMode.json)
 
-    async def one(filename: str | None, data: bytes) -> BatchItem:
+    async def one(filename: str | None, data: bytes, slot: Slot) -> BatchItem:
         try:
-            rendered = await service.segment(data, options)
+            rendered = await service.segment(data, options, on_decoded=slot.photo_decoded)
         except ImageError as exc:
             problem = Problem(title=exc.title, status=exc.status, detail=exc.detail)
             return BatchItem(filename=filename, ok=False, error=problem)
@@ -126,8 +127,13 @@ async def segment_batch(request: Request, service: ServiceDep, settings: Setting
             return BatchItem(filename=filename, ok=False, error=problem)
         return BatchItem(filename=filename, ok=True, result=rendered.result)
 
-    # Submitting all photos at once lets the batcher put them into the same forward pass.
-    items = await asyncio.gather(*(one(upload.filename, upload.data) for upload in uploads))
+    async with service.admission.slot() as slot:  # Overloaded: 503 + Retry-After (app/errors.py)
+        uploads = await read_uploads(
+            request, max_bytes=settings.max_upload_bytes, max_files=settings.max_files_per_request
+        )
+        slot.expect(len(uploads))
+        # Submitting all photos at once lets the batcher put them into the same forward pass.
+        items = await asyncio.gather(*(one(upload.filename, upload.data, slot) for upload in uploads))
     body = BatchResponse(
         model_name=service.segmenter.name, model_version=service.segmenter.version, results=list(items)
     )

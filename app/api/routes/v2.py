@@ -239,9 +239,8 @@ async def _infer(
     _check_model(service, name, version)
     segmenter = service.segmenter
     inputs, outputs = model_tensors(service)
-    body = await read_body(request, max_bytes=settings.max_upload_bytes)
 
-    def decode() -> oip.InferRequest:
+    def decode(body: bytes) -> oip.InferRequest:
         inflated = oip.decode_content(
             body, request.headers.get("content-encoding"), settings.max_upload_bytes
         )
@@ -250,8 +249,12 @@ async def _infer(
         )
 
     try:
-        # Inflating and parsing megabytes of JSON would stall other requests: off the event loop.
-        parsed = await to_thread.run_sync(decode)
+        # A decoding slot before the body is read, as for /segment: a burst waits unread or gets 503
+        # (Overloaded is an Unavailable: 503 + Retry-After by app/errors.py, reshaped for /v2).
+        async with service.admission.slot():
+            body = await read_body(request, max_bytes=settings.max_upload_bytes)
+            # Inflating and parsing megabytes of JSON would stall other requests: off the event loop.
+            parsed = await to_thread.run_sync(decode, body)
     except oip.BodyTooLarge as exc:
         raise ProblemError(413, str(exc)) from None
     except oip.UnsupportedEncoding as exc:

@@ -1,0 +1,196 @@
+"""Inference runtimes for the one SavedModel: TensorFlow itself, or the same graph compiled by OpenVINO.
+
+The SavedModel stays the only artifact and contract. The OpenVINO runtime is built from the loaded
+model's `serving_default` at startup (frozen, converted, compiled for the CPU) and is only used after
+it gave TensorFlow's answers on a fixed input (`check_agreement`). Both runtimes take uint8
+[N, S, S, 3] photos and return every contract output the model has, by name.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import threading
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from app.settings import ModelDirError
+from petseg_contract import INPUT_NAME
+
+logger = logging.getLogger(__name__)
+
+Backend = Literal["tensorflow", "openvino"]
+# Half the cores per batch call is OpenVINO's THROUGHPUT trade; the service runs one batch at a time
+# on one worker thread, so one stream over every core (LATENCY) is what that worker wants.
+OPENVINO_CONFIG = {
+    "PERFORMANCE_HINT": "LATENCY",
+    # CPUs with AMX/AVX512-BF16 default to bf16 inference, which moved probabilities by ~3e-2 on the
+    # release model and would fail the startup check; f32 keeps OpenVINO within ~1e-6 of TensorFlow.
+    "INFERENCE_PRECISION_HINT": "f32",
+}
+# The fixed input of the startup check: two deterministic pseudo-random photos (a batch > 1, so a
+# runtime that mixes up photos in a batch is caught too).
+CHECK_SEED = 20240611
+CHECK_BATCH = 2
+
+
+class RuntimeDisagreement(ModelDirError):
+    """A runtime's outputs differ from TensorFlow's beyond the tolerance: the service must not start."""
+
+
+class Runtime(Protocol):
+    """What the segmenter needs of a runtime."""
+
+    backend: Backend
+    output_names: tuple[str, ...]
+
+    def predict(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """uint8 [n, S, S, 3] → each output in `output_names`, float32 with leading dimension n."""
+        ...
+
+
+class TensorFlowRuntime:
+    """The SavedModel's signature called through TensorFlow (CPU or GPU)."""
+
+    backend: Backend = "tensorflow"
+
+    def __init__(self, signature: Any, output_names: tuple[str, ...]) -> None:
+        self._signature = signature
+        self.output_names = output_names
+
+    def predict(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        import tensorflow as tf
+
+        outputs = self._signature(**{INPUT_NAME: tf.constant(images, dtype=tf.uint8)})
+        return {name: outputs[name].numpy() for name in self.output_names}
+
+
+class OpenVINORuntime:
+    """The same signature frozen to constants and compiled by OpenVINO for the CPU, dynamic batch."""
+
+    backend: Backend = "openvino"
+
+    def __init__(self, compiled: Any, output_names: tuple[str, ...]) -> None:
+        self._compiled = compiled
+        self._request = compiled.create_infer_request()
+        # An infer request serves one call at a time; the batcher's single worker never overlaps,
+        # but a warm-up or a second caller (tests, petseg predict) must not find it busy.
+        self._lock = threading.Lock()
+        self._outputs = [compiled.output(name) for name in output_names]
+        self.output_names = output_names
+
+    @classmethod
+    def from_signature(
+        cls, signature: Any, output_names: tuple[str, ...], *, threads: int = 0
+    ) -> OpenVINORuntime:
+        """Freeze `signature`, convert the GraphDef (the SavedModel folder itself fails on VarHandleOp)
+        and compile it, naming each output after its contract name."""
+        import openvino as ov
+        import tensorflow as tf
+        from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+        frozen = convert_variables_to_constants_v2(signature)
+        # The frozen function returns its outputs as a flat list in the order tf.nest flattens the
+        # signature's dict (sorted by key); pair each graph tensor with its contract name that way.
+        keys = tf.nest.flatten({key: key for key in signature.structured_outputs})
+        tensor_of = {key: tensor.name for key, tensor in zip(keys, frozen.outputs, strict=True)}
+        model = ov.convert_model(frozen.graph.as_graph_def())
+        for output in model.outputs:
+            names = output.get_names()
+            for name in output_names:
+                if tensor_of[name] in names:
+                    output.get_tensor().set_names({name, *names})
+        config: dict[str, str | int] = dict(OPENVINO_CONFIG)
+        if threads > 0:
+            config["INFERENCE_NUM_THREADS"] = threads
+        compiled = ov.Core().compile_model(model, "CPU", config)
+        return cls(compiled, output_names)
+
+    def predict(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        # One synchronous request per batch: the batcher calls from a single worker thread.
+        # share_outputs=False: the request reuses its output buffers on the next call, and the
+        # caller keeps these arrays, so they are copies.
+        with self._lock:
+            results = self._request.infer(
+                [np.ascontiguousarray(images, dtype=np.uint8)], share_inputs=True, share_outputs=False
+            )
+        return {name: results[output] for name, output in zip(self.output_names, self._outputs, strict=True)}
+
+
+def openvino_installed() -> bool:
+    return importlib.util.find_spec("openvino") is not None
+
+
+def gpu_visible() -> bool:
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def choose_backend(requested: str) -> Backend:
+    """`auto`: TensorFlow when it sees a GPU, else OpenVINO when installed, else TensorFlow."""
+    if requested == "tensorflow":
+        return "tensorflow"
+    if requested == "openvino":
+        if not openvino_installed():
+            raise ModelDirError("PETSEG_BACKEND=openvino but the openvino package is not installed")
+        return "openvino"
+    if gpu_visible() or not openvino_installed():
+        return "tensorflow"
+    return "openvino"
+
+
+def check_input(input_size: int) -> np.ndarray:
+    """The startup check's fixed input: the same photos every time, for every model of this size."""
+    rng = np.random.default_rng(CHECK_SEED)
+    return rng.integers(0, 256, size=(CHECK_BATCH, input_size, input_size, 3), dtype=np.uint8)
+
+
+def max_abs_difference(expected: dict[str, np.ndarray], actual: dict[str, np.ndarray]) -> dict[str, float]:
+    """Largest |expected - actual| per output name; a missing output or another shape counts as infinite."""
+    differences = {}
+    for name, reference in expected.items():
+        other = actual.get(name)
+        if other is None or other.shape != reference.shape:
+            differences[name] = float("inf")
+        else:
+            differences[name] = float(np.max(np.abs(reference.astype(np.float64) - other), initial=0.0))
+    return differences
+
+
+def check_agreement(reference: Runtime, candidate: Runtime, input_size: int, tolerance: float) -> float:
+    """Run both on `check_input`; return the largest difference, or raise RuntimeDisagreement."""
+    images = check_input(input_size)
+    differences = max_abs_difference(reference.predict(images), candidate.predict(images))
+    worst = max(differences.values(), default=0.0)
+    if worst > tolerance:
+        detail = ", ".join(f"{name} {value:.2g}" for name, value in differences.items())
+        raise RuntimeDisagreement(
+            f"{candidate.backend} disagrees with {reference.backend} on the startup check "
+            f"(max abs difference: {detail}; allowed {tolerance:g}); set PETSEG_BACKEND=tensorflow"
+        )
+    return worst
+
+
+def build_runtime(
+    signature: Any,
+    output_names: tuple[str, ...],
+    input_size: int,
+    *,
+    backend: str,
+    tolerance: float,
+    threads: int = 0,
+) -> Runtime:
+    """The runtime `backend` (auto|tensorflow|openvino) asks for, checked against TensorFlow first."""
+    reference = TensorFlowRuntime(signature, output_names)
+    chosen = choose_backend(backend)
+    if chosen == "tensorflow":
+        return reference
+    try:
+        candidate = OpenVINORuntime.from_signature(signature, output_names, threads=threads)
+    except Exception as exc:  # the converter raises many types for a graph it cannot take
+        raise ModelDirError(f"OpenVINO cannot compile the model ({type(exc).__name__}: {exc})") from exc
+    difference = check_agreement(reference, candidate, input_size, tolerance)
+    logger.info("OpenVINO agrees with TensorFlow on the startup check (max abs difference %.2g)", difference)
+    return candidate

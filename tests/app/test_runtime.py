@@ -1,0 +1,185 @@
+"""Inference runtimes: TensorFlow and OpenVINO serve the same SavedModel with the same answers."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.runtime import (
+    OpenVINORuntime,
+    RuntimeDisagreement,
+    TensorFlowRuntime,
+    check_agreement,
+    check_input,
+    max_abs_difference,
+)
+from app.segmenter import Segmenter
+from app.settings import Settings
+from petseg_contract import BREED_NAMES, SPECIES_NAMES, labels_metadata
+from petseg_harness.metrics import metric_value
+from petseg_harness.photos import make_photo
+from petseg_harness.server import REPO, ServerProcess, running_service
+
+PHOTO = make_photo(150, 100)
+
+
+@pytest.fixture(scope="module")
+def labelled_model_dir(tmp_path_factory, model_dir: Path) -> Path:
+    """The tiny model re-exported with the contract's optional species and breed heads on top.
+
+    A real SavedModel (tf.Module + tf.saved_model.save, as training exports), with its heads computed
+    from the segmentation, so a backend that drops or mixes up an output disagrees with TensorFlow.
+    """
+    import tensorflow as tf
+
+    source = model_dir / "1"
+    metadata = json.loads((source / "metadata.json").read_text())
+    size = int(metadata["input_size"])
+    inner = tf.saved_model.load(str(source))
+    rng = np.random.default_rng(3)
+
+    class Labelled(tf.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = inner
+            self.species = tf.Variable(rng.normal(size=(3, len(SPECIES_NAMES))).astype(np.float32))
+            self.breeds = tf.Variable(rng.normal(size=(3, len(BREED_NAMES))).astype(np.float32))
+
+        @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8, name="images")])
+        def serve(self, images):
+            probabilities = self.inner.signatures["serving_default"](images=images)["probabilities"]
+            pooled = tf.reduce_mean(probabilities, axis=[1, 2]) * 4.0
+            return {
+                "probabilities": probabilities,
+                "species_probabilities": tf.nn.softmax(pooled @ self.species),
+                "breed_probabilities": tf.nn.softmax(pooled @ self.breeds),
+            }
+
+    module = Labelled()
+    target = tmp_path_factory.mktemp("labelled") / "1"
+    tf.saved_model.save(module, str(target), signatures={"serving_default": module.serve})
+    (target / "metadata.json").write_text(json.dumps({**metadata, **labels_metadata()}))
+    return target
+
+
+@pytest.fixture(scope="module")
+def tensorflow_server(tmp_path_factory, model_dir: Path) -> Iterator[ServerProcess]:
+    log = tmp_path_factory.mktemp("logs") / "tensorflow.log"
+    with running_service(model_dir, log, {"PETSEG_BACKEND": "tensorflow"}) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def openvino_server(tmp_path_factory, model_dir: Path) -> Iterator[ServerProcess]:
+    log = tmp_path_factory.mktemp("logs") / "openvino.log"
+    with running_service(model_dir, log, {"PETSEG_BACKEND": "openvino"}) as running:
+        yield running
+
+
+def labels_of(server: ServerProcess, photo: bytes) -> np.ndarray:
+    response = httpx.post(f"{server.url}/segment", files={"file": photo}, timeout=60)
+    assert response.status_code == 200, response.text
+    return np.asarray(Image.open(io.BytesIO(response.content)))
+
+
+def test_each_server_names_its_backend_in_model_info_and_metrics(tensorflow_server, openvino_server) -> None:
+    for server, backend in ((tensorflow_server, "tensorflow"), (openvino_server, "openvino")):
+        assert httpx.get(f"{server.url}/v1/model").json()["backend"] == backend
+        assert (
+            metric_value(httpx.get(f"{server.url}/metrics").text, "petseg_model_info", backend=backend) == 1
+        )
+        assert f"on {backend}" in server.log_path.read_text()
+
+
+def test_both_backends_give_the_same_labels_for_the_same_photo(tensorflow_server, openvino_server) -> None:
+    for photo in (PHOTO, make_photo(640, 480), make_photo(97, 211, fmt="PNG")):
+        on_tensorflow, on_openvino = labels_of(tensorflow_server, photo), labels_of(openvino_server, photo)
+        assert on_tensorflow.shape == on_openvino.shape
+        # Probabilities agree within ~1e-6; they are quantised to 1/255 before upsampling, so a value
+        # sitting exactly on a rounding edge may move one pixel on a class boundary, never more.
+        assert np.mean(on_tensorflow != on_openvino) <= 1e-3
+
+
+def test_auto_picks_openvino_on_a_cpu_only_machine(model_dir: Path) -> None:
+    segmenter = Segmenter.load(model_dir / "1", Settings(model_dir=model_dir, backend="auto"))
+    import tensorflow as tf
+
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+    assert segmenter.backend == ("tensorflow" if gpu else "openvino")
+
+
+@pytest.mark.parametrize("which", ["tiny", "labelled"])
+def test_every_output_of_the_model_comes_out_of_both_backends(which, model_dir, labelled_model_dir) -> None:
+    directory = model_dir / "1" if which == "tiny" else labelled_model_dir
+    tensorflow = Segmenter.load(directory, Settings(model_dir=directory, backend="tensorflow"))
+    openvino = Segmenter.load(directory, Settings(model_dir=directory, backend="openvino"))
+    assert (tensorflow.backend, openvino.backend) == ("tensorflow", "openvino")
+    assert openvino.output_names == tensorflow.output_names
+    if which == "labelled":
+        assert tensorflow.has_labels and openvino.has_labels
+    images = np.stack([make_input(tensorflow.input_size, seed) for seed in range(5)])  # batch of 5: dynamic
+    expected, actual = tensorflow.predict(images), openvino.predict(images)
+    for name in tensorflow.output_names:
+        assert actual[name].shape == expected[name].shape and actual[name].shape[0] == 5
+        np.testing.assert_allclose(actual[name], expected[name], atol=1e-4)
+    one = openvino.predict(images[:1])  # and a batch of one after a batch of five
+    np.testing.assert_allclose(one["probabilities"][0], expected["probabilities"][0], atol=1e-4)
+
+
+def make_input(size: int, seed: int) -> np.ndarray:
+    photo = Image.open(io.BytesIO(make_photo(120 + seed * 7, 90 + seed * 5))).convert("RGB")
+    return np.asarray(photo.resize((size, size)), dtype=np.uint8)
+
+
+def test_the_startup_check_passes_within_tolerance_and_refuses_beyond_it(model_dir: Path) -> None:
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(model_dir / "1"))  # holds the variables the signature reads
+    serve = loaded.signatures["serving_default"]
+    names = ("probabilities",)
+    tensorflow, openvino = TensorFlowRuntime(serve, names), OpenVINORuntime.from_signature(serve, names)
+    assert check_agreement(tensorflow, openvino, 64, tolerance=1e-4) <= 1e-4
+    # The same runtimes, held to an impossible standard: the check must refuse, naming the backends.
+    with pytest.raises(RuntimeDisagreement, match="openvino disagrees with tensorflow"):
+        check_agreement(tensorflow, openvino, 64, tolerance=-1.0)
+
+
+def test_differences_are_per_output_and_a_missing_output_is_infinite() -> None:
+    expected = {"probabilities": np.zeros((2, 4, 4, 3), np.float32), "species_probabilities": np.ones((2, 2))}
+    actual = {"probabilities": np.full((2, 4, 4, 3), 0.25, np.float32)}
+    differences = max_abs_difference(expected, actual)
+    assert differences == {"probabilities": 0.25, "species_probabilities": float("inf")}
+    assert check_input(8).shape == (2, 8, 8, 3) and (check_input(8) == check_input(8)).all()
+
+
+def test_a_disagreeing_backend_stops_the_service_with_one_clear_line(model_dir: Path) -> None:
+    env = {
+        **os.environ,
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "PETSEG_MODEL_DIR": str(model_dir),
+        "PETSEG_BACKEND": "openvino",
+        "PETSEG_BACKEND_CHECK_TOLERANCE": "0",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "uvicorn", "app.main:app", "--port", "0"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    errors = [line for line in proc.stderr.splitlines() if "petseg cannot start" in line]
+    # OpenVINO's kernels round differently from TensorFlow's (~1e-8 on this model): zero tolerance refuses.
+    assert proc.returncode != 0, proc.stderr[-2000:]
+    assert errors and "openvino disagrees with tensorflow" in errors[0] and "allowed 0" in errors[0]
+    assert "Traceback" not in proc.stderr
