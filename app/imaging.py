@@ -61,3 +61,8 @@ def bounding_box(labels: np.ndarray, class_index: int) -> dict[str, int] | None:
         return None
     cols = np.flatnonzero((labels[rows[0] : rows[-1] + 1] == class_index).any(axis=0))
     return {"x0": int(cols[0]), "y0": int(rows[0]), "x1": int(cols[-1]) + 1, "y1": int(rows[-1]) + 1}
+
+
+def render_alpha(alpha: np.ndarray) -> bytes:
+    """8-bit greyscale PNG of the soft pet matte (255 = surely pet), for callers who composite themselves."""
+    return encode_png(Image.fromarray(np.ascontiguousarray(alpha, dtype=np.uint8)))
