@@ -65,8 +65,9 @@ class Pet(BaseModel):
 # The model card's finding on photos without a pet, said where callers read `pet_found`.
 NON_PET_NOTE = (
     "The model has only seen photos that contain a pet and always looks for one: on photos without a "
-    "pet it may still mark people, toys (a teddy bear) or objects as pet-like regions, so `pet_found` "
-    "true is not proof of a pet. Regions under PETSEG_MIN_PET_FRACTION of the photo are ignored."
+    "pet it can still mark people or objects as pet-like regions (in the model card's trials, an "
+    "astronaut's head and a coffee cup), so `pet_found` true is not proof of a pet. Regions under "
+    "PETSEG_MIN_PET_FRACTION of the photo are ignored."
 )
 
 

@@ -109,8 +109,8 @@ async function showInsights(photo, headers, signal) {
   if (!response.ok) return; // the image request has already shown what the service refuses
   const summary = await response.json();
   page.insights.textContent = describe(summary);
-  // The model card's caveat: the model always looks for a pet, even in photos of people or toys.
-  page.insights.title = summary.pet_found ? "The model can mistake people or toys for pets." : "";
+  // The model card's caveat: the model always looks for a pet, even in photos of people or objects.
+  page.insights.title = summary.pet_found ? "The model can mistake people or objects for pets." : "";
   page.insights.hidden = false;
   state.described = photo;
 }

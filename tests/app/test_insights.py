@@ -250,7 +250,7 @@ def test_openapi_documents_the_new_fields_with_examples(client: httpx.Client) ->
     result = spec["components"]["schemas"]["SegmentResult"]["properties"]
     for field in ("pets", "pet_found", "species", "breed", "breed_top3"):
         assert field in result, field
-    assert "teddy bear" in result["pet_found"]["description"]
+    assert "not proof of a pet" in result["pet_found"]["description"]
     segment = spec["paths"]["/segment"]["post"]
     examples = segment["responses"]["200"]["content"]["application/json"]["examples"]
     assert len(examples["two cats"]["value"]["pets"]) == 2

@@ -84,7 +84,7 @@ def test_the_page_says_how_many_pets_the_service_found(request, browser, server_
         assert text == "No pet found in this photo."
     else:
         assert text.startswith(f"{count} pet{'s' if count > 1 else ''} found")
-        assert "mistake people or toys" in page.find_element(By.ID, "insights").get_attribute("title")
+        assert "mistake people or objects" in page.find_element(By.ID, "insights").get_attribute("title")
 
 
 def test_species_and_breed_are_shown_exactly_when_the_model_reports_them(page, ui_server, photo):

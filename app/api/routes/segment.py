@@ -62,7 +62,7 @@ def _overloaded(exc: Overloaded, retry_after: int) -> ProblemError:
     )
 
 
-# What a JSON answer looks like (a photo of two cats, model with the species/breed outputs).
+# The shape of a JSON answer (illustrative values: a photo of two cats, a model with species/breed outputs).
 JSON_EXAMPLE = {
     "width": 1200,
     "height": 800,
@@ -164,7 +164,8 @@ def _model_headers(service: ServiceDep) -> dict[str, str]:
                 "application/json": {
                     "examples": {
                         "two cats": {
-                            "summary": "Two cats side by side, model with species/breed outputs",
+                            "summary": "Two cats side by side, model with species/breed outputs "
+                            "(illustrative values)",
                             "description": "With a model that lacks the species/breed outputs, "
                             "`species`, `breed` and `breed_top3` are null (GET /v1/model: `labels` null).",
                             "value": JSON_EXAMPLE,
