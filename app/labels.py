@@ -35,10 +35,15 @@ def ranked(probabilities: np.ndarray, names: tuple[str, ...], k: int) -> list[Sc
 
 
 def photo_labels(outputs: dict[str, np.ndarray]) -> PhotoLabels:
-    """Species and top-3 breeds from one photo's model outputs (by contract name), where present."""
+    """Species and top-3 breeds from one photo's model outputs (by contract name).
+
+    The contract has the two outputs come as a pair (as `Segmenter.has_labels` and GET /v1/model
+    treat them): with either one missing, neither is reported.
+    """
     species = outputs.get(SPECIES_OUTPUT)
     breeds = outputs.get(BREED_OUTPUT)
+    if species is None or breeds is None:
+        return PhotoLabels(species=None, breed_top3=None)
     return PhotoLabels(
-        species=None if species is None else ranked(species, SPECIES_NAMES, 1)[0],
-        breed_top3=None if breeds is None else ranked(breeds, BREED_NAMES, 3),
+        species=ranked(species, SPECIES_NAMES, 1)[0], breed_top3=ranked(breeds, BREED_NAMES, 3)
     )

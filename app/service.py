@@ -58,7 +58,7 @@ class SegmentationService:
             self._render, photo, batch.probabilities, options, limiter=self._cpu_limiter
         )
         finished = time.perf_counter()
-        labels = photo_labels(batch.outputs)
+        named = photo_labels(batch.outputs)
         result = SegmentResult(
             width=photo.width,
             height=photo.height,
@@ -68,9 +68,9 @@ class SegmentationService:
             pet_bbox=_box(box),
             pet_found=bool(pets),
             pets=[_pet(pet) for pet in pets],
-            species=_score(labels.species),
-            breed=_score(labels.breed),
-            breed_top3=None if labels.breed_top3 is None else [_score(s) for s in labels.breed_top3],
+            species=_score(named.species),
+            breed=_score(named.breed),
+            breed_top3=None if named.breed_top3 is None else [_score(s) for s in named.breed_top3],
             timings=Timings(
                 decode_ms=(decoded - started) * 1e3,
                 queue_ms=batch.queued_s * 1e3,

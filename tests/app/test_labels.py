@@ -16,6 +16,11 @@ def test_without_the_optional_outputs_everything_is_none() -> None:
     assert (labels.species, labels.breed, labels.breed_top3) == (None, None, None)
 
 
+def test_one_output_of_the_pair_alone_is_not_reported() -> None:
+    labels = photo_labels({**SEGMENTATION, SPECIES_OUTPUT: np.array([0.9, 0.1], np.float32)})
+    assert (labels.species, labels.breed_top3) == (None, None)
+
+
 def test_species_and_the_three_likeliest_breeds_are_named() -> None:
     breeds = np.full(37, 0.01, np.float32)
     breeds[[9, 27, 7]] = [0.5, 0.2, 0.1]  # British Shorthair, Russian Blue, Bombay
