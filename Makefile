@@ -5,7 +5,12 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip -q --disable-pip-version-check
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: serve test chromium lint install-serve install-dev clean container-test
+.PHONY: serve test chromium lint typecheck install-serve install-dev clean container-test
+
+# Every Python folder is linted and format-checked; the two halves, their contract and the test harness
+# are type-checked (mypy, configured in pyproject.toml).
+PYTHON_DIRS := app training tests bench stress petseg_contract petseg_harness
+TYPED_DIRS := app training petseg_contract petseg_harness
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,16 +36,19 @@ chromium:
 	@(command -v chromium && command -v chromedriver) >/dev/null || [ "$$(id -u)" != 0 ] || (apt-get update -qq && \
 		apt-get install -y -qq --no-install-recommends chromium chromium-driver)
 
-test: install-dev chromium
-	$(PY) -m ruff check app training tests
+# The quality gate CI runs (.ci/run): lint, format check, type check, then every test.
+test: install-dev chromium lint typecheck
 	$(PY) -m pytest
 
 lint: install-dev
-	$(PY) -m ruff check app training tests
-	$(PY) -m ruff format --check app training tests
+	$(PY) -m ruff check $(PYTHON_DIRS)
+	$(PY) -m ruff format --check $(PYTHON_DIRS)
+
+typecheck: install-dev
+	$(PY) -m mypy $(TYPED_DIRS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
 
 # Real-engine check of Dockerfile + docker-compose.yml (root, Debian; installs docker.io, starts and stops
 # dockerd, builds a local stand-in base image). Not part of `make test`/CI: heavy and needs apt + a daemon.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from http import HTTPStatus
 
 from fastapi import FastAPI, Request
@@ -33,7 +34,9 @@ def problem_body(status: int, title: str, detail: object) -> dict:
     return {"type": "about:blank", "title": title, "status": status, "detail": detail}
 
 
-def problem_response(status: int, title: str, detail: object, headers: dict | None = None) -> JSONResponse:
+def problem_response(
+    status: int, title: str, detail: object, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse(
         problem_body(status, title, detail),
         status_code=status,

@@ -12,12 +12,12 @@ import numpy as np
 from PIL import Image
 
 # PNG compression level 1: several times faster than the default for a few percent larger masks.
-_PNG_OPTIONS = {"format": "PNG", "compress_level": 1}
+_PNG_COMPRESS_LEVEL = 1
 
 
 def encode_png(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
-    image.save(buffer, **_PNG_OPTIONS)
+    image.save(buffer, format="PNG", compress_level=_PNG_COMPRESS_LEVEL)
     return buffer.getvalue()
 
 

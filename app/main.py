@@ -11,7 +11,8 @@ from anyio import to_thread
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api.routes import ops, segment, ui
+from app.api.routes import ops, segment, ui, v2
+from app.api.v2_errors import install_protocol_errors
 from app.errors import install_error_handlers
 from app.metrics import Metrics, MetricsMiddleware
 from app.settings import ModelDirError, Settings
@@ -113,6 +114,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(segment.router)
     app.include_router(ops.router)
     app.include_router(ui.router)
+    app.include_router(v2.router)
+    install_protocol_errors(app)  # after every other handler: it reshapes their answers on /v2
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(_StartupErrorLine, fastapi_app=app)
     return app

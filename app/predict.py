@@ -138,7 +138,7 @@ def predict(
 
     Returns the process exit code: 0 all written, 1 some photos failed, 2 no usable model or output dir.
     """
-    settings = Settings(**({"model_dir": model_dir} if model_dir is not None else {}))
+    settings = Settings(model_dir=model_dir) if model_dir is not None else Settings()
     try:
         settings.model_version_dir  # noqa: B018 - resolve now, to fail before any work with a clear line
     except ModelDirError as exc:

@@ -41,7 +41,9 @@ class SegmentationService:
         self.segmenter = segmenter
         self.batcher = batcher
         self.class_names = [str(c["name"]) for c in segmenter.metadata["classes"]]
-        self.colors = [tuple(int(v) for v in c["color"][:3]) for c in segmenter.metadata["classes"]]
+        self.colors: list[tuple[int, int, int]] = [
+            (int(r), int(g), int(b)) for r, g, b, *_ in (c["color"] for c in segmenter.metadata["classes"])
+        ]
         # Decoding and rendering are CPU work: more threads than cores (anyio's default is 40) only add
         # context switches, memory held by half-done photos, and contention with TensorFlow's own threads.
         self._cpu_limiter = CapacityLimiter(os.cpu_count() or 2)

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from bench.load import multipart_post, run_load
 from bench.photos import DEFAULT_DATA_DIR, describe, load_photos
-from bench.server import REPO, ServerProcess, resolve_model, start_naive, start_service
+from bench.server import resolve_model, start_naive
+from petseg_harness.server import REPO, ServerProcess, start_service
 
 TARGETS = {
     "service_vs_raw_b16_at_c16": 0.85,

@@ -6,7 +6,7 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.server import REPO
+from petseg_harness.server import REPO
 
 DEFAULT_DATA_DIR = REPO.parent / "shared" / "data" / "oxford-iiit-pet"
 

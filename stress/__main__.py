@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 from bench.photos import DEFAULT_DATA_DIR, load_photos
-from bench.server import REPO, resolve_model, start_service
+from bench.server import resolve_model
+from petseg_harness.server import REPO, start_service
 from stress.hostile import readyz, report, run_corpus, server_errors_counted
 from stress.runs import schemathesis_run, sigterm_during_load, sustained_load
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 from PIL import Image
 
+from petseg_harness.photos import make_photo
+
 OK = frozenset({200})
 
 
@@ -32,20 +34,6 @@ class Case:
     headers: dict[str, str] = field(default_factory=dict)
     size: tuple[int, int] | None = None  # a 200 must be a PNG of this (width, height)
     raw: str = ""  # a case the runner writes by hand on the socket, see stress.hostile
-
-
-def photo(width: int = 120, height: int = 90, mode: str = "RGB", fmt: str = "JPEG", **save) -> bytes:
-    """A small synthetic photo: a warm blob on a dark ground."""
-    image = Image.new("RGB", (width, height), (40, 60, 80))
-    image.paste(
-        (220, 180, 120),
-        (width // 4, height // 4, max(width // 4 + 1, 3 * width // 4), max(height // 4 + 1, 3 * height // 4)),
-    )
-    if mode != "RGB":
-        image = image.convert(mode)
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **save)
-    return buffer.getvalue()
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -82,18 +70,18 @@ def sixteen_bit_rgb(width: int = 64, height: int = 48) -> bytes:
 def jpeg_with_orientation(orientation: int, width: int = 160, height: int = 90) -> bytes:
     exif = Image.Exif()
     exif[0x0112] = orientation
-    return photo(width, height, exif=exif.tobytes())
+    return make_photo(width, height, exif=exif.tobytes())
 
 
 def jpeg_with_huge_exif() -> bytes:
     exif = Image.Exif()
     exif[0x010E] = "x" * 60000  # ImageDescription: the APP1 segment near its 64 KiB ceiling
-    return photo(exif=exif.tobytes())
+    return make_photo(exif=exif.tobytes())
 
 
 def jpeg_claiming(width: int, height: int) -> bytes:
     """A JPEG whose frame header claims width x height, followed by nothing useful."""
-    data = bytearray(photo(16, 16))
+    data = bytearray(make_photo(16, 16))
     sof = data.index(b"\xff\xc0")
     struct.pack_into(">HH", data, sof + 5, height, width)
     return bytes(data[: sof + 40])
@@ -127,7 +115,7 @@ def zip_archive() -> bytes:
 
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("cat.jpg", photo())
+        archive.writestr("cat.jpg", make_photo())
     return buffer.getvalue()
 
 
@@ -138,7 +126,7 @@ def pdf_document() -> bytes:
 
 
 def corrupt_crc_png() -> bytes:
-    data = bytearray(photo(60, 40, fmt="PNG"))
+    data = bytearray(make_photo(60, 40, fmt="PNG"))
     data[29] ^= 0xFF  # inside IHDR's CRC
     return bytes(data)
 
@@ -160,8 +148,8 @@ def multipart(parts: tuple[tuple[str, str | None, bytes, str | None], ...]) -> t
 
 def build_corpus(max_upload_bytes: int = 20 * 1024 * 1024, max_pixels: int = 40_000_000) -> list[Case]:
     """Every case, for a service configured with these limits."""
-    jpeg = photo(150, 100)
-    png = photo(150, 100, fmt="PNG")
+    jpeg = make_photo(150, 100)
+    png = make_photo(150, 100, fmt="PNG")
 
     def file(
         name: str,
@@ -212,7 +200,7 @@ def build_corpus(max_upload_bytes: int = 20 * 1024 * 1024, max_pixels: int = 40_
         file("PDF document", pdf_document(), frozenset({415}), "cat.pdf", "application/pdf"),
         file(
             "ICO (a format Pillow reads but the service does not accept)",
-            photo(32, 32, fmt="ICO"),
+            make_photo(32, 32, fmt="ICO"),
             frozenset({415}),
             "cat.ico",
             "image/x-icon",
@@ -233,9 +221,9 @@ def build_corpus(max_upload_bytes: int = 20 * 1024 * 1024, max_pixels: int = 40_
             "image/png",
         ),
         # Odd but valid photos: a 200 with a mask of the photo's own size.
-        file("1x1 PNG", photo(1, 1, fmt="PNG"), OK, "dot.png", "image/png", size=(1, 1)),
-        file("1x1 JPEG", photo(1, 1), OK, size=(1, 1)),
-        file("2000x1 strip", photo(2000, 1, fmt="PNG"), OK, "strip.png", "image/png", size=(2000, 1)),
+        file("1x1 PNG", make_photo(1, 1, fmt="PNG"), OK, "dot.png", "image/png", size=(1, 1)),
+        file("1x1 JPEG", make_photo(1, 1), OK, size=(1, 1)),
+        file("2000x1 strip", make_photo(2000, 1, fmt="PNG"), OK, "strip.png", "image/png", size=(2000, 1)),
         file("huge EXIF block (60 KB)", jpeg_with_huge_exif(), OK, size=(120, 90)),
         file("EXIF orientation 3 (180°)", jpeg_with_orientation(3), OK, size=(160, 90)),
         file("EXIF orientation 6 (90° cw)", jpeg_with_orientation(6), OK, size=(90, 160)),
@@ -243,11 +231,11 @@ def build_corpus(max_upload_bytes: int = 20 * 1024 * 1024, max_pixels: int = 40_
         file("EXIF orientation 5 (transpose)", jpeg_with_orientation(5), OK, size=(90, 160)),
         file("EXIF orientation 0 (invalid)", jpeg_with_orientation(0), OK, size=(160, 90)),
         file("EXIF orientation 99 (invalid)", jpeg_with_orientation(99), OK, size=(160, 90)),
-        file("CMYK JPEG", photo(100, 80, mode="CMYK"), OK, size=(100, 80)),
-        file("greyscale JPEG", photo(100, 80, mode="L"), OK, size=(100, 80)),
+        file("CMYK JPEG", make_photo(100, 80, mode="CMYK"), OK, size=(100, 80)),
+        file("greyscale JPEG", make_photo(100, 80, mode="L"), OK, size=(100, 80)),
         file(
             "16-bit greyscale PNG",
-            photo(64, 48, mode="I;16", fmt="PNG"),
+            make_photo(64, 48, mode="I;16", fmt="PNG"),
             OK,
             "g16.png",
             "image/png",
@@ -262,13 +250,13 @@ def build_corpus(max_upload_bytes: int = 20 * 1024 * 1024, max_pixels: int = 40_
             "image/png",
             size=(90, 60),
         ),
-        file("RGBA PNG", photo(90, 60, mode="RGBA", fmt="PNG"), OK, "a.png", "image/png", size=(90, 60)),
-        file("LA PNG", photo(90, 60, mode="LA", fmt="PNG"), OK, "la.png", "image/png", size=(90, 60)),
+        file("RGBA PNG", make_photo(90, 60, mode="RGBA", fmt="PNG"), OK, "a.png", "image/png", size=(90, 60)),
+        file("LA PNG", make_photo(90, 60, mode="LA", fmt="PNG"), OK, "la.png", "image/png", size=(90, 60)),
         file("animated GIF (first frame)", animated_gif(), OK, "anim.gif", "image/gif", size=(80, 60)),
         file("multi-page TIFF (first page)", multipage_tiff(), OK, "pages.tif", "image/tiff", size=(100, 70)),
-        file("WebP", photo(100, 60, fmt="WEBP"), OK, "cat.webp", "image/webp", size=(100, 60)),
-        file("BMP", photo(100, 60, fmt="BMP"), OK, "cat.bmp", "image/bmp", size=(100, 60)),
-        file("progressive JPEG", photo(150, 100, progressive=True), OK, size=(150, 100)),
+        file("WebP", make_photo(100, 60, fmt="WEBP"), OK, "cat.webp", "image/webp", size=(100, 60)),
+        file("BMP", make_photo(100, 60, fmt="BMP"), OK, "cat.bmp", "image/bmp", size=(100, 60)),
+        file("progressive JPEG", make_photo(150, 100, progressive=True), OK, size=(150, 100)),
         # Content types that lie, filenames that are odd.
         body("JPEG bytes labelled image/png", jpeg, "image/png", OK, size=(150, 100)),
         body("JPEG bytes as application/octet-stream", jpeg, "application/octet-stream", frozenset({415})),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
 import select
 import socket
 import time
@@ -13,6 +12,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from petseg_harness.metrics import metric_samples
 from stress.corpus import Case, build_corpus, multipart
 
 
@@ -159,15 +159,13 @@ def server_errors_counted(url: str) -> int:
     with socket.create_connection((host, port), timeout=10) as sock:
         sock.sendall(f"GET /metrics HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
         text = _read_response(sock)[2].decode()
-    total = 0
-    for line in text.splitlines():
-        if (
-            line.startswith("petseg_http_requests_total{")
-            and re.search(r'status="5\d\d"', line)
-            and 'route="/readyz"' not in line
-        ):
-            total += int(float(line.rsplit(" ", 1)[1]))
-    return total
+    return int(
+        sum(
+            sample.value
+            for sample in metric_samples(text, "petseg_http_requests_total")
+            if sample.labels["status"].startswith("5") and sample.labels["route"] != "/readyz"
+        )
+    )
 
 
 def report(verdicts: list[Verdict]) -> str:

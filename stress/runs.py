@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from bench.load import multipart_post, run_load
-from bench.server import ServerProcess
+from petseg_harness.server import ServerProcess
 from stress.hostile import readyz
 
 

@@ -8,38 +8,18 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from petseg_harness.tiny_model import TINY_MODEL_NAME, TINY_TRAIN_ARGS, training_cli, write_tiny_dataset
 
-REPO = Path(__file__).resolve().parents[1]
-TINY_MODEL_NAME = "tiny-pet"
-TINY_INPUT_SIZE = 64
-# Small but real: MobileNetV2 at alpha 0.35 with a slim decoder, random init, a couple of epochs.
-TINY_TRAIN_ARGS = [
-    "--epochs",
-    "2",
-    "--input-size",
-    str(TINY_INPUT_SIZE),
-    "--batch-size",
-    "8",
-    "--encoder-weights",
-    "none",
-    "--alpha",
-    "0.35",
-    "--decoder-scale",
-    "0.125",
-]
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def run_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run `python -m training ...` and fail the test with its output when it exits non-zero."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "training", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout
-    )
+    proc = training_cli(*args, timeout=timeout)
     if proc.returncode != 0:
         pytest.fail(
             f"python -m training {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
@@ -50,9 +30,7 @@ def run_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory) -> Path:
     """A tiny Oxford-IIIT Pet in the official layout, defects included (see training.synthetic)."""
-    from training.synthetic import write_synthetic_dataset
-
-    return write_synthetic_dataset(tmp_path_factory.mktemp("pets"), n_trainval=40, n_test=12, seed=1)
+    return write_tiny_dataset(tmp_path_factory.mktemp("pets"))
 
 
 @pytest.fixture(scope="session")

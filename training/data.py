@@ -152,7 +152,7 @@ def iter_samples(
         want_val = split == "validation"
         stems = [s for s in stems if is_validation(s, seed, val_fraction) == want_val]
     report.listed = len(stems)
-    present = []
+    present: list[str] = []
     for stem in stems:
         (present if source.has_photo(stem) else report.missing).append(stem)
 
@@ -181,12 +181,12 @@ class TfdsSource:
 
         self._builder = tfds.builder("oxford_iiit_pet", data_dir=data_dir)
         self._builder.download_and_prepare()
-        self._cache: dict[str, list] = {}
+        self._cache: dict[str, dict[str, dict]] = {}
 
     def describe(self) -> str:
         return f"tensorflow-datasets oxford_iiit_pet ({self._builder.data_dir})"
 
-    def _records(self, official_split: str) -> list:
+    def _records(self, official_split: str) -> dict[str, dict]:
         if official_split not in self._cache:
             ds = self._builder.as_dataset(split="train" if official_split == "trainval" else "test")
             recs = {}
@@ -230,7 +230,7 @@ def resize_photo(image: np.ndarray, size: int) -> np.ndarray:
 
 def resize_pair(sample: Sample, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Photo (bilinear) and mask (nearest-neighbour) to size x size."""
-    mask = np.asarray(Image.fromarray(sample.mask).resize((size, size), Image.NEAREST))
+    mask = np.asarray(Image.fromarray(sample.mask).resize((size, size), Image.Resampling.NEAREST))
     return resize_photo(sample.image, size), mask
 
 

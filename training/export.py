@@ -125,9 +125,9 @@ def export(
     model, cfg = load_run_model(run_dir)
     data_dir = data_dir or cfg.data_dir
     source = pet_data.open_source(data_dir, cfg.seed)
-    val = pet_data.iter_samples(source, "validation", cfg.seed, cfg.val_fraction)
+    val_samples = pet_data.iter_samples(source, "validation", cfg.seed, cfg.val_fraction)
     # Decode the whole validation split only when it is scored; the round-trip check needs 8 photos.
-    val = list(val) if "validation" in evaluate_splits else list(itertools.islice(val, 8))
+    val = list(val_samples) if "validation" in evaluate_splits else list(itertools.islice(val_samples, 8))
     check_batch = np.stack([pet_data.resize_pair(s, cfg.input_size)[0] for s in val[:8]])
 
     tmp = output.with_name(f".{output.name}.tmp")

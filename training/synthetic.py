@@ -21,7 +21,8 @@ def draw_pet(rng: np.random.Generator, size: tuple[int, int]) -> tuple[Image.Ima
     """One photo and its trimap (1 pet, 2 background, 3 border band around the pet's outline)."""
     w, h = size
     noise = rng.integers(0, 256, (h // 4 + 1, w // 4 + 1, 3), dtype=np.uint8)
-    photo = Image.fromarray(noise).resize((w, h), Image.BILINEAR).filter(ImageFilter.GaussianBlur(2))
+    photo = Image.fromarray(noise).resize((w, h), Image.Resampling.BILINEAR)
+    photo = photo.filter(ImageFilter.GaussianBlur(2))
     shape = Image.new("L", (w, h), 0)
     d = ImageDraw.Draw(shape)
     cx, cy = rng.uniform(0.35, 0.65) * w, rng.uniform(0.4, 0.65) * h

@@ -53,11 +53,12 @@ async def read_uploads(request: Request, *, max_bytes: int, max_files: int) -> l
                 raise ProblemError(
                     422, f"multipart form field '{FILE_FIELD}' is missing", title="Invalid request"
                 )
-            if not all(isinstance(value, UploadFile) for value in values):
+            files = [value for value in values if isinstance(value, UploadFile)]
+            if len(files) != len(values):
                 raise ProblemError(
                     422, f"form field '{FILE_FIELD}' must be a file upload", title="Invalid request"
                 )
-            return [Upload(value.filename, await value.read()) for value in values]
+            return [Upload(file.filename, await file.read()) for file in files]
     if content_type.startswith("image/"):
         chunks = [chunk async for chunk in limited.stream()]
         return [Upload(None, b"".join(chunks))]
@@ -66,3 +67,8 @@ async def read_uploads(request: Request, *, max_bytes: int, max_files: int) -> l
         f"send the photo as multipart field '{FILE_FIELD}' or as a raw image/* body, not '{content_type}'",
         title="Unsupported media type",
     )
+
+
+async def read_body(request: Request, *, max_bytes: int) -> bytes:
+    """The whole request body, refused with 413 as soon as more than `max_bytes` arrived."""
+    return b"".join([chunk async for chunk in _limited(request, max_bytes).stream()])

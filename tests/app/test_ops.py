@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,20 +13,12 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.settings import Settings, resolve_model_version_dir
-from tests.app.conftest import API_KEY, REPO, decode_png, make_photo
+from petseg_harness.metrics import metric_samples, metric_value
+from petseg_harness.photos import make_photo
+from petseg_harness.server import REPO
+from tests.app.conftest import API_KEY, decode_png
 
 PHOTO = make_photo(150, 100)
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    """Value of one sample in Prometheus text format (0 when absent)."""
-    wanted = ",".join(f'{k}="{v}"' for k, v in labels.items())
-    pattern = rf"^{re.escape(name)}(\{{[^}}]*\}})? (\S+)$"
-    total = 0.0
-    for match in re.finditer(pattern, text, re.MULTILINE):
-        if all(part in (match.group(1) or "") for part in wanted.split(",") if part):
-            total += float(match.group(2))
-    return total
 
 
 def test_readiness_is_503_before_startup_and_200_after_warm_up(model_dir: Path) -> None:
@@ -51,13 +42,15 @@ def test_model_metadata_endpoint(client: httpx.Client) -> None:
 
 
 def test_metrics_count_requests_and_expose_the_model(client: httpx.Client) -> None:
-    before = metric(client.get("/metrics").text, "petseg_http_requests_total", route="/segment", status="200")
+    segment_200 = {"route": "/segment", "status": "200"}
+    before = metric_value(client.get("/metrics").text, "petseg_http_requests_total", **segment_200)
     client.post("/segment", files={"file": PHOTO})
     text = client.get("/metrics").text
-    after = metric(text, "petseg_http_requests_total", route="/segment", status="200")
+    after = metric_value(text, "petseg_http_requests_total", **segment_200)
     assert after == before + 1
-    assert metric(text, "petseg_model_info", version="1") == 1
-    assert "petseg_queue_depth" in text and "petseg_http_request_duration_seconds_bucket" in text
+    assert metric_value(text, "petseg_model_info", version="1") == 1
+    assert metric_samples(text, "petseg_queue_depth")
+    assert metric_samples(text, "petseg_http_request_duration_seconds_bucket")
 
 
 def test_32_concurrent_requests_are_answered_in_shared_batches(client: httpx.Client, server) -> None:
@@ -71,8 +64,8 @@ def test_32_concurrent_requests_are_answered_in_shared_batches(client: httpx.Cli
     assert [r.status_code for r in responses] == [200] * 32
     assert all(decode_png(r.content).size == (150, 100) for r in responses)
     after = client.get("/metrics").text
-    batches = metric(after, "petseg_batch_size_count") - metric(before, "petseg_batch_size_count")
-    photos = metric(after, "petseg_batch_size_sum") - metric(before, "petseg_batch_size_sum")
+    batches = metric_value(after, "petseg_batch_size_count") - metric_value(before, "petseg_batch_size_count")
+    photos = metric_value(after, "petseg_batch_size_sum") - metric_value(before, "petseg_batch_size_sum")
     assert photos == 32
     assert batches < 32  # so at least one batch held more than one photo
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.app.conftest import decode_png, make_photo
+from petseg_harness.photos import make_photo
+from tests.app.conftest import decode_png
 
 PHOTO = make_photo(150, 100)
 

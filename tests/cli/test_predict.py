@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from petseg_harness.photos import make_photo
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -30,10 +32,7 @@ def petseg(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
 
 
 def write_photo(path: Path, width: int, height: int, fmt: str = "JPEG") -> Path:
-    """A bright blob on a dark background, like tests/app's photos."""
-    image = Image.new("RGB", (width, height), (40, 60, 80))
-    image.paste((220, 180, 120), (width // 4, height // 4, 3 * width // 4, 3 * height // 4))
-    image.save(path, format=fmt)
+    path.write_bytes(make_photo(width, height, fmt=fmt))
     return path
 
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from petseg_contract import photos
-from tests.app.conftest import make_photo
+from petseg_harness.photos import make_photo
 
 
 def decode(data: bytes, keep_pixels: bool = True, max_pixels: int = 10**8) -> photos.Photo:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.server import ServerProcess
+from petseg_harness.server import ServerProcess
 from stress.corpus import build_corpus
 from stress.hostile import judge, readyz, send_case, server_errors_counted
 from tests.stress.conftest import MAX_UPLOAD_BYTES

@@ -6,9 +6,8 @@ from __future__ import annotations
 import asyncio
 
 from bench.load import multipart_post, run_load
-from bench.server import ServerProcess
+from petseg_harness.server import ServerProcess, running_service
 from stress.runs import sigterm_during_load, sustained_load
-from tests.stress.conftest import serve
 
 
 def test_concurrent_clients_get_only_200(stress_server: ServerProcess, load_photos) -> None:
@@ -20,18 +19,10 @@ def test_concurrent_clients_get_only_200(stress_server: ServerProcess, load_phot
 def test_a_full_queue_answers_503_with_retry_after_and_nothing_else(
     tiny_model_dir, tmp_path, load_photos
 ) -> None:
-    server = serve(
-        tiny_model_dir,
-        tmp_path,
-        petseg_queue_capacity="2",
-        petseg_max_batch_size="1",
-        petseg_max_batch_wait_ms="0",
-    )
-    try:
+    env = {"PETSEG_QUEUE_CAPACITY": "2", "PETSEG_MAX_BATCH_SIZE": "1", "PETSEG_MAX_BATCH_WAIT_MS": "0"}
+    with running_service(tiny_model_dir, tmp_path / "server.log", env) as server:
         requests = [multipart_post("/segment", name, data) for name, data in load_photos]
         run = asyncio.run(run_load(server.url, requests, concurrency=24, duration_s=3))
-    finally:
-        server.terminate()
     statuses = {o.status for o in run.outcomes}
     assert statuses <= {200, 503}
     assert 503 in statuses and 200 in statuses
@@ -41,11 +32,8 @@ def test_a_full_queue_answers_503_with_retry_after_and_nothing_else(
 def test_sigterm_during_load_finishes_in_flight_requests_and_exits_0(
     tiny_model_dir, tmp_path, load_photos
 ) -> None:
-    server = serve(tiny_model_dir, tmp_path)
-    try:
+    with running_service(tiny_model_dir, tmp_path / "server.log") as server:
         result = sigterm_during_load(server, load_photos, clients=8, before_s=1.5)
-    finally:
-        server.terminate()
     assert result["in_flight_at_signal"] > 0
     assert result["in_flight_completed_200"] == result["in_flight_at_signal"], result
     assert result["server_errors"] == 0, result

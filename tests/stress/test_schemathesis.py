@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.server import ServerProcess
+from petseg_harness.server import ServerProcess
 from stress.hostile import readyz
 from stress.runs import schemathesis_run
 

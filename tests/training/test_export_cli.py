@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.conftest import TINY_INPUT_SIZE, TINY_TRAIN_ARGS, run_cli
+from petseg_harness.tiny_model import TINY_INPUT_SIZE, TINY_TRAIN_ARGS
+from tests.conftest import run_cli
 from training.export import ExportError, check_roundtrip, export, parse_output
 
 METADATA_KEYS = {

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from training.config import TrainConfig
-from training.model import SKIP_LAYERS, build_unet, set_encoder_trainable
+from training.model import build_unet, set_encoder_trainable
 from training.train import compile_model
 
 SHARED_WEIGHTS = Path(__file__).resolve().parents[3] / "shared/weights/mobilenet_v2_1.0_224_no_top.weights.h5"
@@ -25,14 +25,47 @@ def test_output_is_logits_per_pixel_for_three_classes():
     assert tuple(out.shape) == (2, 64, 64, 3)
 
 
-def test_encoder_is_tapped_at_the_seed_layers_and_frozen():
+def test_encoder_is_tapped_at_the_seed_layers():
+    encoder = tiny(64).get_layer("encoder")
+    seed_taps = [
+        "block_1_expand_relu",
+        "block_3_expand_relu",
+        "block_6_expand_relu",
+        "block_13_expand_relu",
+        "block_16_project",
+    ]
+    # Keras 3 names output tensors `keras_tensor_N`: compare the tensors themselves with each layer's output.
+    assert len(encoder.outputs) == len(seed_taps)
+    for name, tapped in zip(seed_taps, encoder.outputs, strict=True):
+        assert tapped is encoder.get_layer(name).output, f"skip {name} is not tapped"
+    assert [t.shape[1] for t in encoder.outputs] == [32, 16, 8, 4, 2]  # 1/2 down to 1/32 of 64 px
+
+
+def test_encoder_starts_frozen_and_unfreezes_from_the_given_layer_on():
     model = tiny()
     encoder = model.get_layer("encoder")
-    assert [t.name.split("/")[0] for t in encoder.outputs] == list(SKIP_LAYERS) or len(encoder.outputs) == 5
     assert not encoder.trainable
     set_encoder_trainable(model, True, from_layer="block_13_expand")
-    trainable = [layer.name for layer in encoder.layers if layer.trainable and layer.weights]
-    assert trainable and all(not n.startswith(("block_1_", "block_6_", "Conv1")) for n in trainable)
+    weighted = [layer for layer in encoder.layers if layer.weights]
+    first = [layer.name for layer in weighted].index("block_13_expand")
+    assert [layer.name for layer in weighted if layer.trainable] == [layer.name for layer in weighted[first:]]
+
+
+def test_an_encoder_weights_file_is_loaded_into_the_encoder(tmp_path):
+    # A weights file of known values (a differently initialised MobileNetV2), so this runs without downloads.
+    reference = keras.applications.MobileNetV2((64, 64, 3), include_top=False, weights=None, alpha=0.35)
+    weights_file = tmp_path / "encoder.weights.h5"
+    reference.save_weights(weights_file)
+    model = build_unet(64, encoder_weights=str(weights_file), alpha=0.35, decoder_scale=0.125)
+    encoder = model.get_layer("encoder")
+    weighted = [layer for layer in encoder.layers if layer.weights]
+    assert len(weighted) > 50  # every convolution and batch norm up to block_16_project
+    for layer in weighted:
+        for got, expected in zip(layer.weights, reference.get_layer(layer.name).weights, strict=True):
+            np.testing.assert_array_equal(got.numpy(), expected.numpy(), err_msg=layer.name)
+    # ...which a randomly initialised encoder does not already hold.
+    random_conv1 = tiny(64).get_layer("encoder").get_layer("Conv1").kernel.numpy()
+    assert not np.allclose(random_conv1, reference.get_layer("Conv1").kernel.numpy())
 
 
 def test_normalisation_to_minus_one_one_is_inside_the_model():

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.app.conftest import Server, start_server
+from petseg_harness.server import REPO, ServerProcess, running_service
 
-REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "artifacts" / "ui"  # git-ignored; screenshots land here
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -26,12 +25,10 @@ def _unavailable(reason: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def ui_server(tmp_path_factory, tiny_model_dir: Path) -> Iterator[Server]:
-    yield from start_server(
-        tmp_path_factory,
-        "ui",
-        {"PETSEG_MODEL_DIR": str(tiny_model_dir), "PETSEG_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT)},
-    )
+def ui_server(tmp_path_factory, tiny_model_dir: Path) -> Iterator[ServerProcess]:
+    log = tmp_path_factory.mktemp("logs") / "ui.log"
+    with running_service(tiny_model_dir, log, {"PETSEG_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT)}) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

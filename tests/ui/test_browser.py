@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from petseg_harness.photos import make_photo
 from tests.ui.conftest import UPLOAD_LIMIT
 
 try:
@@ -25,9 +26,7 @@ PHOTO_SIZE = (200, 150)
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("uploads")
-    photo = Image.new("RGB", PHOTO_SIZE, (40, 60, 80))
-    photo.paste((220, 180, 120), (50, 40, 150, 110))
-    photo.save(folder / "cat.jpg", quality=90)
+    (folder / "cat.jpg").write_bytes(make_photo(*PHOTO_SIZE, quality=90))
     (folder / "notes.txt").write_text("shopping list: kibble, catnip\n")
     noise = np.random.default_rng(0).integers(0, 256, (400, 400, 3), dtype=np.uint8)
     Image.fromarray(noise).save(folder / "huge.png")
@@ -35,8 +34,9 @@ def files(tmp_path_factory) -> dict[str, Path]:
     return {"photo": folder / "cat.jpg", "text": folder / "notes.txt", "huge": folder / "huge.png"}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def page(browser, ui_server):
+    """The upload page freshly loaded for each test, so no test sees what an earlier one left behind."""
     browser.get(f"{ui_server.url}/")
     WebDriverWait(browser, 30).until(lambda d: "tiny-pet" in d.find_element(By.ID, "model-info").text)
     # Remember whether the busy indicator ever showed, however briefly a tiny model makes it.
@@ -55,6 +55,10 @@ def upload(browser, path: Path) -> None:
     browser.find_element(By.ID, "file").send_keys(str(path))
 
 
+def choose_output(browser, output: str) -> None:
+    browser.find_element(By.CSS_SELECTOR, f"input[name=output][value={output}]").click()
+
+
 def result_size(browser) -> tuple[int, int] | None:
     """The shown result's natural size once it has loaded, else None."""
     return browser.execute_script(
@@ -71,36 +75,49 @@ def error_text(browser) -> str:
     return error.text if error.is_displayed() else ""
 
 
+def wait_for_result(browser, download_name: str) -> tuple[int, int]:
+    """The size of the result once the one named `download_name` has loaded; fails on a shown error."""
+    WebDriverWait(browser, 60).until(
+        lambda d: (
+            (d.find_element(By.ID, "download").get_attribute("download") == download_name and result_size(d))
+            or error_text(d)
+        )
+    )
+    assert not error_text(browser), f"page said: {error_text(browser)}"
+    return tuple(result_size(browser))
+
+
 def test_a_photo_gives_a_result_at_the_photos_size(page, files, artifacts):
-    page.find_element(By.CSS_SELECTOR, "input[name=output][value=overlay]").click()
+    choose_output(page, "overlay")
     upload(page, files["photo"])
-    size = WebDriverWait(page, 60).until(lambda d: result_size(d) or error_text(d))
+    size = wait_for_result(page, "cat.overlay.png")
     page.save_screenshot(str(artifacts / "result.png"))
     print(f"screenshot: {artifacts / 'result.png'}")
-    assert tuple(size) == PHOTO_SIZE, f"page said: {size}"
+    assert size == PHOTO_SIZE
     assert page.find_element(By.ID, "photo-preview").is_displayed()
     assert page.execute_script("return window.busySeen") is True
     assert not page.find_element(By.ID, "busy").is_displayed()
 
 
-def test_the_result_can_be_downloaded_as_png(page):
+def test_the_result_can_be_downloaded_as_png(page, files):
+    choose_output(page, "overlay")
+    upload(page, files["photo"])
+    wait_for_result(page, "cat.overlay.png")
     link = page.find_element(By.ID, "download")
     assert link.is_displayed()
     assert link.get_attribute("href").startswith("blob:")
-    assert link.get_attribute("download") == "cat.overlay.png"
 
 
-def test_switching_to_cutout_renders_again(page):
-    page.find_element(By.CSS_SELECTOR, "input[name=output][value=cutout]").click()
-    WebDriverWait(page, 60).until(
-        lambda d: (
-            d.find_element(By.ID, "download").get_attribute("download") == "cat.cutout.png" and result_size(d)
-        )
-    )
-    assert tuple(result_size(page)) == PHOTO_SIZE
+def test_switching_the_output_renders_the_same_photo_again(page, files):
+    upload(page, files["photo"])
+    wait_for_result(page, "cat.mask.png")
+    choose_output(page, "cutout")
+    assert wait_for_result(page, "cat.cutout.png") == PHOTO_SIZE
 
 
-def test_a_non_image_shows_the_services_error(page, files, artifacts):
+def test_a_non_image_shows_the_services_error_in_place_of_the_result(page, files, artifacts):
+    upload(page, files["photo"])
+    wait_for_result(page, "cat.mask.png")
     upload(page, files["text"])
     message = WebDriverWait(page, 30).until(error_text)
     page.save_screenshot(str(artifacts / "not-an-image.png"))
@@ -117,13 +134,7 @@ def test_a_photo_over_the_limit_is_refused_with_the_limit(page, files):
 
 
 def test_the_example_photo_can_be_tried_with_one_click(page, artifacts):
-    page.find_element(By.CSS_SELECTOR, "input[name=output][value=overlay]").click()
+    choose_output(page, "overlay")
     page.find_element(By.ID, "example").click()
-    WebDriverWait(page, 60).until(
-        lambda d: (
-            d.find_element(By.ID, "download").get_attribute("download") == "example.overlay.png"
-            and result_size(d)
-        )
-    )
+    assert wait_for_result(page, "example.overlay.png") == (451, 300)
     page.save_screenshot(str(artifacts / "example.png"))
-    assert tuple(result_size(page)) == (451, 300)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -38,7 +38,7 @@ _BATCH_FORM_SCHEMA = {
     "required": [FILE_FIELD],
     "properties": {FILE_FIELD: {"type": "array", "items": _BINARY}},
 }
-_ERRORS = {
+_ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": Problem, "description": why}
     for status, why in {
         400: "Corrupt or truncated image.",
