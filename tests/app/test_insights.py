@@ -21,7 +21,9 @@ from PIL import Image
 
 from app.regions import find_pets
 from petseg_contract import BREED_NAMES, SPECIES_NAMES
-from tests.app.conftest import REPO, Server, decode_png, make_photo, start_server
+from petseg_harness.photos import make_photo
+from petseg_harness.server import REPO, ServerProcess, running_service
+from tests.app.conftest import decode_png
 
 PHOTO = make_photo(150, 100)
 
@@ -73,7 +75,7 @@ json.dump(metadata, open(target + "/metadata.json", "w"))
 
 
 @pytest.fixture(scope="module")
-def segment_only_server(tmp_path_factory, model_dir: Path) -> Iterator[Server]:
+def segment_only_server(tmp_path_factory, model_dir: Path) -> Iterator[ServerProcess]:
     """The service on the tiny model re-exported without species/breed outputs, keeping every pet region."""
     target = tmp_path_factory.mktemp("segment-only") / "1"
     proc = subprocess.run(
@@ -84,15 +86,13 @@ def segment_only_server(tmp_path_factory, model_dir: Path) -> Iterator[Server]:
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
-    yield from start_server(
-        tmp_path_factory,
-        "segment-only",
-        {"PETSEG_MODEL_DIR": str(target), "PETSEG_MIN_PET_FRACTION": "0"},
-    )
+    log = tmp_path_factory.mktemp("logs") / "segment-only.log"
+    with running_service(target, log, {"PETSEG_MIN_PET_FRACTION": "0"}) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
-def segment_only(segment_only_server: Server) -> Iterator[httpx.Client]:
+def segment_only(segment_only_server: ServerProcess) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=segment_only_server.url, timeout=60) as http:
         yield http
 

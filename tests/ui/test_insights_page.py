@@ -13,7 +13,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.app.conftest import Server, start_server
+from petseg_harness.server import ServerProcess, running_service
 
 try:
     from selenium.webdriver.common.by import By
@@ -37,16 +37,14 @@ def photo(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def every_region_server(tmp_path_factory, tiny_model_dir: Path) -> Iterator[Server]:
+def every_region_server(tmp_path_factory, tiny_model_dir: Path) -> Iterator[ServerProcess]:
     """The service counting every pet region however small, so the barely trained tiny model finds some."""
-    yield from start_server(
-        tmp_path_factory,
-        "ui-every-region",
-        {"PETSEG_MODEL_DIR": str(tiny_model_dir), "PETSEG_MIN_PET_FRACTION": "0"},
-    )
+    log = tmp_path_factory.mktemp("logs") / "ui-every-region.log"
+    with running_service(tiny_model_dir, log, {"PETSEG_MIN_PET_FRACTION": "0"}) as server:
+        yield server
 
 
-def open_page(browser, server: Server):
+def open_page(browser, server: ServerProcess):
     """A fresh load of the upload page, once it knows the model."""
     browser.get(f"{server.url}/")
     WebDriverWait(browser, 30).until(lambda d: "tiny-pet" in d.find_element(By.ID, "model-info").text)
