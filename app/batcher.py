@@ -1,4 +1,8 @@
-"""Collects concurrent requests into model batches and runs them on one worker thread off the event loop."""
+"""Collects concurrent requests into model batches and runs them on one worker thread off the event loop.
+
+Photos reach the batcher already decoded: decoding runs in the service's imaging threads
+(`SegmentationService.segment`, inside `Batcher.arriving()`), so the model thread only ever runs the model.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +21,20 @@ from petseg_contract import OUTPUT_NAME
 logger = logging.getLogger(__name__)
 
 
-class Overloaded(Exception):
+class Unavailable(Exception):
+    """The batcher cannot segment this photo now (HTTP 503); the message says why, for people."""
+
+
+class Overloaded(Unavailable):
     """The queue is at capacity; the caller should retry later."""
+
+
+class ShuttingDown(Unavailable):
+    """The service is stopping: queued photos, and the batch the model was running, are not answered."""
+
+
+class WorkerDied(Unavailable):
+    """The model worker stopped unexpectedly; nothing is segmented until the service restarts."""
 
 
 @dataclass(frozen=True)
@@ -47,8 +63,11 @@ class Batcher:
     """Queue of single photos → batches of at most `max_batch_size`, waiting at most `max_wait_s` to fill.
 
     One worker thread runs the model: TensorFlow already spreads one batch over all cores, so a second
-    concurrent batch would only compete for them, while the event loop keeps decoding and encoding
-    other requests in the meantime.
+    concurrent batch would only compete for them. Decoding and rendering happen elsewhere, in the
+    service's imaging threads, while the model runs.
+
+    Every submitted photo gets an answer: its outputs, Overloaded (queue full), ShuttingDown (stop()
+    was called) or WorkerDied (the worker task ended on its own; `failure` then says why).
     """
 
     def __init__(
@@ -68,6 +87,14 @@ class Batcher:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="petseg-model")
         self._worker: asyncio.Task[None] | None = None
         self._arriving = 0
+        self._running: list[_Pending] = []  # the batch the model thread is working on
+        self._stopping = False
+        self._failure: str | None = None
+
+    @property
+    def failure(self) -> str | None:
+        """Why the worker stopped on its own (the service cannot answer any more), or None while it runs."""
+        return self._failure
 
     @property
     def depth(self) -> int:
@@ -84,27 +111,58 @@ class Batcher:
             self._arriving -= 1
 
     def start(self) -> None:
+        """Start the worker task on the running event loop."""
         self._worker = asyncio.get_running_loop().create_task(self._run(), name="petseg-batcher")
+        self._worker.add_done_callback(self._worker_ended)
 
     async def stop(self) -> None:
-        if self._worker is not None:
+        """Stop the worker and answer every photo not yet answered (queued or running) with ShuttingDown."""
+        self._stopping = True
+        if self._worker is not None and not self._worker.done():  # a dead worker has nothing to cancel
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
-        while not self._queue.empty():
-            pending = self._queue.get_nowait()
-            if not pending.future.done():
-                pending.future.set_exception(Overloaded("service is shutting down"))
-        self._executor.shutdown(wait=True)
+        self._fail_all(ShuttingDown("service is shutting down; retry on another instance or later"))
+        # The model thread may still be inside a forward pass; wait for it without blocking the loop.
+        await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown)
 
     async def submit(self, image: np.ndarray) -> BatchResult:
-        """Queue one uint8 [S, S, 3] photo and wait for its outputs; raise Overloaded when full."""
+        """Queue one uint8 [S, S, 3] photo and wait for its outputs; raise an Unavailable when it cannot."""
+        if self._failure is not None:
+            raise WorkerDied(self._died_message())
+        if self._stopping:
+            raise ShuttingDown("service is shutting down; retry on another instance or later")
         future: asyncio.Future[BatchResult] = asyncio.get_running_loop().create_future()
         try:
             self._queue.put_nowait(_Pending(image, future, time.perf_counter()))
         except asyncio.QueueFull:
-            raise Overloaded(f"{self._queue.maxsize} photos already waiting") from None
+            raise Overloaded(f"too many photos waiting ({self._queue.maxsize}); retry later") from None
         return await future
+
+    def _worker_ended(self, worker: asyncio.Task[None]) -> None:
+        """Done-callback of the worker task: an end that stop() did not ask for fails everything waiting."""
+        if self._stopping:
+            return
+        if worker.cancelled():
+            self._failure = "the model worker was cancelled"
+        elif (error := worker.exception()) is not None:
+            self._failure = f"the model worker crashed ({type(error).__name__}: {error})"
+            logger.error("model worker stopped; the service cannot segment any more", exc_info=error)
+        else:
+            self._failure = "the model worker ended"
+        self._fail_all(WorkerDied(self._died_message()))
+
+    def _died_message(self) -> str:
+        return f"{self._failure}; the service must be restarted"
+
+    def _fail_all(self, error: Unavailable) -> None:
+        waiting = [*self._running]
+        while not self._queue.empty():
+            waiting.append(self._queue.get_nowait())
+        self._running = []
+        for pending in waiting:
+            if not pending.future.done():
+                pending.future.set_exception(error)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -114,6 +172,7 @@ class Batcher:
             if not batch:
                 continue
             started = time.perf_counter()
+            self._running = batch
             try:
                 outputs = await loop.run_in_executor(
                     self._executor, self._predict, np.stack([p.image for p in batch])
@@ -123,6 +182,7 @@ class Batcher:
                 for pending in batch:
                     if not pending.future.done():
                         pending.future.set_exception(exc)
+                self._running = []
                 continue
             inference_s = time.perf_counter() - started
             if self._on_batch is not None:
@@ -137,9 +197,14 @@ class Batcher:
                             batch_size=len(batch),
                         )
                     )
+            self._running = []
 
     async def _collect(self) -> list[_Pending]:
-        batch = [await self._queue.get()]
+        # The forming batch is `_running` from its first photo on, so that stop() or the worker's
+        # death also answers photos already taken off the queue.
+        batch: list[_Pending] = []
+        self._running = batch
+        batch.append(await self._queue.get())
         deadline = time.perf_counter() + self._max_wait_s
         while len(batch) < self._max_batch_size:
             # Whatever queued up while the previous batch ran joins at once, without waiting.

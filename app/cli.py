@@ -7,8 +7,32 @@ import contextlib
 import ctypes
 import os
 import signal
+import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from app.settings import Settings
+
+EXIT_USAGE = 2  # argparse's status for bad arguments; bad settings are the same kind of mistake
+
+
+def load_settings(*, warn_unknown: bool = True, **overrides: Any) -> Settings:
+    """Settings from PETSEG_* plus the command line's overrides (None: not given); exit 2 with one line
+    naming the bad variable instead of a traceback, and warn about PETSEG_* variables nothing reads."""
+    from pydantic import ValidationError
+
+    from app.settings import Settings, describe_invalid, unknown_environment
+
+    try:
+        settings = Settings(**{name: value for name, value in overrides.items() if value is not None})
+    except ValidationError as exc:
+        print(f"petseg: {describe_invalid(exc)}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None
+    for line in unknown_environment() if warn_unknown else []:
+        print(f"petseg: warning: {line}", file=sys.stderr)
+    return settings
 
 
 def _tune_malloc() -> None:
@@ -30,37 +54,41 @@ def _tune_malloc() -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     _tune_malloc()
+    # Settings first: app.main builds a default app at import, which would fail less clearly.
+    # The service itself logs unknown PETSEG_* variables at startup; saying it here too would say it twice.
+    settings = load_settings(model_dir=args.model_dir, host=args.host, port=args.port, warn_unknown=False)
     import uvicorn
 
     from app.main import create_app
-    from app.settings import Settings
 
-    overrides = {"model_dir": args.model_dir} if args.model_dir else {}
-    settings = Settings(**overrides)
     # uvicorn re-raises SIGTERM after its graceful shutdown, which would end the process as "killed"
     # (exit -15); a handler that does nothing there turns a clean drain into exit code 0.
     signal.signal(signal.SIGTERM, lambda *_: None)
-    uvicorn.run(
-        create_app(settings),
-        host=args.host,
-        port=args.port,
-        log_level=settings.log_level,
-        timeout_graceful_shutdown=10,
-    )
+    uvicorn.run(create_app(settings), **uvicorn_options(settings))
     return 0
 
 
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How `petseg serve` runs uvicorn: where it listens, how loud, how long SIGTERM lets requests finish."""
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "timeout_graceful_shutdown": settings.drain_timeout_seconds,
+    }
+
+
 def _predict(args: argparse.Namespace) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported: no C++ log spam
+    _refuse_ignored_options(args)
+    settings = load_settings(model_dir=args.model)
     from app.predict import predict
     from app.schemas import OutputMode
 
-    _refuse_ignored_options(args)
     return predict(
         args.photos,
+        settings=settings,
         output=OutputMode(args.output),
         out_dir=args.out,
-        model_dir=args.model,
         opacity=0.5 if args.opacity is None else args.opacity,
         background=args.background,
         progress=not args.quiet,
@@ -90,6 +118,12 @@ def _color(value: str) -> tuple[int, int, int]:
         raise argparse.ArgumentTypeError(f"expected a hex colour like ffffff, not {value!r}") from None
 
 
+def _port(value: str) -> int:
+    if not value.isdigit() or int(value) > 65535:
+        raise argparse.ArgumentTypeError(f"expected a TCP port 0..65535, not {value!r}")
+    return int(value)
+
+
 def _opacity(value: str) -> float:
     opacity = float(value)
     if not 0.0 <= opacity <= 1.0:
@@ -105,7 +139,8 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
             "Segment photos with the bundled model (or --model) on this machine, through the same "
             "decode, batching and rendering code as the service. Writes <stem>.<output>.png "
             "(or <stem>.json) per photo into --out. A photo that cannot be read is reported on stderr "
-            "and skipped; the exit status is then 1 (2: no usable model)."
+            "and skipped; the exit status is then 1. Exit status 2: nothing was tried (bad arguments or "
+            "PETSEG_* settings, no usable model, or an output directory that cannot be created)."
         ),
         epilog=(
             "examples:\n"
@@ -154,10 +189,15 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="petseg", description="Pet-photo segmentation service.")
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="run the HTTP service (settings from PETSEG_* variables)")
-    serve.add_argument("--host", default=os.environ.get("PETSEG_HOST", "127.0.0.1"))
-    serve.add_argument("--port", type=int, default=int(os.environ.get("PETSEG_PORT", "8000")))
-    serve.add_argument("--model-dir", help="overrides PETSEG_MODEL_DIR")
+    serve = commands.add_parser(
+        "serve",
+        help="run the HTTP service (settings from PETSEG_* variables)",
+        description="Run the HTTP service. Every setting comes from its PETSEG_* variable "
+        "(docs/configuration.md); these flags override their variable. Exit status 2: bad settings.",
+    )
+    serve.add_argument("--host", help="listen address (overrides PETSEG_HOST; default 127.0.0.1)")
+    serve.add_argument("--port", type=_port, help="TCP port (overrides PETSEG_PORT; default 8000)")
+    serve.add_argument("--model-dir", type=Path, help="overrides PETSEG_MODEL_DIR")
     serve.set_defaults(handler=_serve)
     _add_predict(commands)
     return parser

@@ -1,4 +1,8 @@
-"""Every error leaves as an RFC 9457 problem JSON body; nothing leaks a stack trace."""
+"""Every error leaves as an RFC 9457 problem JSON body; nothing leaks a stack trace.
+
+One shape (schemas.Problem): `type`, `title`, `status` and `detail`, always a sentence for people; a 422
+adds `errors`, one {loc, msg, type} per invalid input, for programs.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from app.batcher import Unavailable
 from petseg_contract.photos import ImageError
 
 logger = logging.getLogger(__name__)
@@ -30,19 +35,35 @@ class ProblemError(Exception):
         self.headers = headers or {}
 
 
-def problem_body(status: int, title: str, detail: object) -> dict:
-    return {"type": "about:blank", "title": title, "status": status, "detail": detail}
+def problem_body(status: int, title: str, detail: str, errors: list[dict] | None = None) -> dict:
+    body: dict = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    if errors is not None:
+        body["errors"] = errors
+    return body
 
 
 def problem_response(
-    status: int, title: str, detail: object, headers: Mapping[str, str] | None = None
+    status: int,
+    title: str,
+    detail: str,
+    headers: Mapping[str, str] | None = None,
+    errors: list[dict] | None = None,
 ) -> JSONResponse:
     return JSONResponse(
-        problem_body(status, title, detail),
+        problem_body(status, title, detail, errors),
         status_code=status,
         headers=headers,
         media_type=PROBLEM_CONTENT_TYPE,
     )
+
+
+def validation_detail(errors: list[dict]) -> str:
+    """`query.opacity: Input should be ...; body.file: Field required` — the 422 errors as one sentence."""
+    parts = []
+    for error in errors:
+        where = ".".join(str(part) for part in error["loc"])
+        parts.append(f"{where}: {error['msg']}" if where else str(error["msg"]))
+    return "; ".join(parts) or "invalid request"
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -56,17 +77,23 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _image(_: Request, exc: ImageError) -> JSONResponse:
         return problem_response(exc.status, exc.title, exc.detail)
 
+    @app.exception_handler(Unavailable)
+    async def _unavailable(request: Request, exc: Unavailable) -> JSONResponse:
+        retry_after = str(request.app.state.settings.retry_after_seconds)
+        return problem_response(503, "Service Unavailable", str(exc), {"Retry-After": retry_after})
+
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
             {"loc": list(error.get("loc", ())), "msg": error.get("msg", ""), "type": error.get("type", "")}
             for error in exc.errors()
         ]
-        return problem_response(422, "Invalid request", errors)
+        return problem_response(422, "Invalid request", validation_detail(errors), errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem_response(exc.status_code, HTTPStatus(exc.status_code).phrase, exc.detail, exc.headers)
+        title = HTTPStatus(exc.status_code).phrase
+        return problem_response(exc.status_code, title, str(exc.detail), exc.headers)
 
     @app.exception_handler(ClientDisconnect)
     async def _gone(request: Request, _: ClientDisconnect) -> JSONResponse:

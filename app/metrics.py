@@ -80,5 +80,16 @@ class MetricsMiddleware:
 
 
 def _route_template(scope: Scope) -> str:
+    """The matched route's path template; "unmatched" only for paths that no route or mount serves."""
     route = scope.get("route")
+    if route is None:
+        # FastAPI's own API routes set scope["route"]; Starlette routes (/openapi.json, the docs pages)
+        # and mounts (the docs' assets) only set the endpoint they dispatched to, so look that up.
+        endpoint = scope.get("endpoint")
+        routes = getattr(scope.get("app"), "routes", ())
+        if endpoint is not None:
+            route = next(
+                (r for r in routes if endpoint in (getattr(r, "endpoint", None), getattr(r, "app", None))),
+                None,
+            )
     return getattr(route, "path", None) or "unmatched"

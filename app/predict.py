@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from anyio import to_thread
+from PIL import ImageColor
 
 from app.schemas import OutputMode, RenderOptions
 from app.settings import ModelDirError, Settings
@@ -32,7 +33,7 @@ SUFFIXES = {
 
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
-EXIT_NO_MODEL = 2
+EXIT_CANNOT_START = 2  # nothing tried: no usable model or output directory (the CLI adds bad settings)
 
 
 @dataclass(frozen=True)
@@ -84,23 +85,19 @@ async def _segment_one(service: SegmentationService, job: Job, options: RenderOp
 async def _run(
     settings: Settings, jobs: list[Job], options: RenderOptions, *, progress: bool
 ) -> list[Outcome]:
-    from tqdm import tqdm
+    from app.wiring import running_service
 
-    from app.batcher import Batcher
-    from app.segmenter import Segmenter, configure_tensorflow
-    from app.service import SegmentationService
-
-    configure_tensorflow(settings)
-    segmenter = await to_thread.run_sync(Segmenter.load, settings.model_version_dir)
     # Two batches in flight: one runs on the model while the next one's photos are being decoded.
     in_flight = max(1, min(2 * settings.max_batch_size, settings.queue_capacity))
-    batcher = Batcher(
-        segmenter.predict,
-        max_batch_size=settings.max_batch_size,
-        max_wait_s=settings.max_batch_wait_ms / 1000.0,
-        capacity=in_flight,
-    )
-    service = SegmentationService(settings, segmenter, batcher)
+    async with running_service(settings, queue_capacity=in_flight) as service:
+        return await _segment_all(service, jobs, options, in_flight=in_flight, progress=progress)
+
+
+async def _segment_all(
+    service: SegmentationService, jobs: list[Job], options: RenderOptions, *, in_flight: int, progress: bool
+) -> list[Outcome]:
+    from tqdm import tqdm
+
     slots = asyncio.Semaphore(in_flight)
 
     async def limited(job: Job) -> Outcome:
@@ -108,28 +105,24 @@ async def _run(
             return await _segment_one(service, job, options)
 
     outcomes = []
-    batcher.start()
-    try:
-        with tqdm(total=len(jobs), unit="photo", disable=not progress, file=sys.stderr) as bar:
-            for finished in asyncio.as_completed([limited(job) for job in jobs]):
-                outcome = await finished
-                outcomes.append(outcome)
-                if outcome.error is None:
-                    tqdm.write(f"{outcome.job.source} -> {outcome.job.target}", file=sys.stdout)
-                else:
-                    tqdm.write(f"petseg: {outcome.job.source}: {outcome.error}", file=sys.stderr)
-                bar.update()
-    finally:
-        await batcher.stop()
+    with tqdm(total=len(jobs), unit="photo", disable=not progress, file=sys.stderr) as bar:
+        for finished in asyncio.as_completed([limited(job) for job in jobs]):
+            outcome = await finished
+            outcomes.append(outcome)
+            if outcome.error is None:
+                tqdm.write(f"{outcome.job.source} -> {outcome.job.target}", file=sys.stdout)
+            else:
+                tqdm.write(f"petseg: {outcome.job.source}: {outcome.error}", file=sys.stderr)
+            bar.update()
     return outcomes
 
 
 def predict(
     photos: list[Path],
     *,
+    settings: Settings,
     output: OutputMode,
     out_dir: Path,
-    model_dir: Path | None,
     opacity: float = 0.5,
     background: tuple[int, int, int] | None = None,
     progress: bool = True,
@@ -138,24 +131,23 @@ def predict(
 
     Returns the process exit code: 0 all written, 1 some photos failed, 2 no usable model or output dir.
     """
-    settings = Settings(model_dir=model_dir) if model_dir is not None else Settings()
     try:
         settings.model_version_dir  # noqa: B018 - resolve now, to fail before any work with a clear line
     except ModelDirError as exc:
         print(f"petseg: no model: {exc} (pass --model DIR or set PETSEG_MODEL_DIR)", file=sys.stderr)
-        return EXIT_NO_MODEL
+        return EXIT_CANNOT_START
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         print(f"petseg: cannot create output directory {out_dir}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_NO_MODEL
+        return EXIT_CANNOT_START
     jobs = plan_jobs(photos, out_dir, output)
     options = RenderOptions(output=output, opacity=opacity, background=background)
     try:
         outcomes = asyncio.run(_run(settings, jobs, options, progress=progress and len(jobs) > 1))
     except ModelDirError as exc:
         print(f"petseg: cannot load model: {exc}", file=sys.stderr)
-        return EXIT_NO_MODEL
+        return EXIT_CANNOT_START
     failed = sum(outcome.error is not None for outcome in outcomes)
     if failed:
         print(f"petseg: {failed} of {len(outcomes)} photos failed", file=sys.stderr)
@@ -164,8 +156,9 @@ def predict(
 
 
 def parse_color(value: str) -> tuple[int, int, int]:
-    """`ffffff` or `#ffffff` → (255, 255, 255), for argparse."""
-    digits = value.removeprefix("#")
-    if len(digits) != 6 or any(c not in "0123456789abcdefABCDEF" for c in digits):
-        raise ValueError(value)
-    return int(digits[0:2], 16), int(digits[2:4], 16), int(digits[4:6], 16)
+    """`ffffff` or `#ffffff` (any colour Pillow's ImageColor reads, e.g. `white`) → (255, 255, 255)."""
+    text = value.strip()
+    if len(text) == 6 and all(c in "0123456789abcdefABCDEF" for c in text):
+        text = f"#{text}"  # ImageColor wants the '#' that the API's `background` parameter leaves out
+    red, green, blue = ImageColor.getrgb(text)[:3]  # ValueError for anything it cannot read
+    return red, green, blue

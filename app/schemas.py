@@ -107,11 +107,22 @@ class SegmentResult(BaseModel):
     timings: Timings
 
 
+class ValidationIssue(BaseModel):
+    loc: list[str | int] = Field(description="Where: e.g. ['query', 'opacity'].")
+    msg: str
+    type: str = Field(description="Pydantic's error type, e.g. 'less_than_equal'.")
+
+
 class Problem(BaseModel):
+    """RFC 9457 problem details; every error response has this shape."""
+
     type: str = "about:blank"
     title: str
     status: int
-    detail: Any
+    detail: str = Field(description="What went wrong, for people (always a string).")
+    errors: list[ValidationIssue] | None = Field(
+        default=None, description="422 only: each invalid input, for programs."
+    )
 
 
 class BatchItem(BaseModel):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -46,7 +45,7 @@ class SegmentationService:
         ]
         # Decoding and rendering are CPU work: more threads than cores (anyio's default is 40) only add
         # context switches, memory held by half-done photos, and contention with TensorFlow's own threads.
-        self._cpu_limiter = CapacityLimiter(os.cpu_count() or 2)
+        self._cpu_limiter = CapacityLimiter(settings.imaging_thread_count)
 
     async def segment(self, data: bytes, options: RenderOptions) -> Rendered:
         """Segment one uploaded photo; raises photos.ImageError for bad input, Overloaded when full."""

@@ -1,12 +1,15 @@
-"""Every knob of the service, read from `PETSEG_*` environment variables (documented in the README)."""
+"""Every knob of the service, read from `PETSEG_*` environment variables (docs/configuration.md)."""
 
 from __future__ import annotations
 
+import difflib
+import os
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The released model ships inside the repository, next to the package: <repo>/models/pet-unet.
@@ -38,11 +41,29 @@ def resolve_model_version_dir(path: Path) -> Path:
     return max(versions, key=lambda child: int(child.name))
 
 
+ENV_PREFIX = "PETSEG_"
+# Read by docker-compose.yml on the host (image, ports, replicas, model mount), never by the service.
+COMPOSE_VARIABLES = frozenset(
+    {"PETSEG_IMAGE", "PETSEG_IMAGE_CPU", "PETSEG_PUBLISH_PORT", "PETSEG_REPLICAS", "PETSEG_MODELS_SOURCE"}
+)
+
+
 class Settings(BaseSettings):
     """Service configuration; each field is `PETSEG_<NAME>` in the environment."""
 
-    model_config = SettingsConfigDict(env_prefix="PETSEG_", protected_namespaces=(), extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, protected_namespaces=(), extra="ignore")
 
+    host: str = Field(
+        "127.0.0.1", description="Address `petseg serve` listens on (0.0.0.0: every interface)."
+    )
+    port: int = Field(
+        8000, ge=0, le=65535, description="TCP port `petseg serve` listens on (0: any free port)."
+    )
+    drain_timeout_seconds: int = Field(
+        10,
+        ge=0,
+        description="On SIGTERM, how long `petseg serve` lets requests in flight finish before closing them.",
+    )
     model_dir: Path = Field(
         DEFAULT_MODEL_DIR,
         description="SavedModel version directory, or a base of numeric versions (highest wins).",
@@ -68,18 +89,61 @@ class Settings(BaseSettings):
     queue_capacity: int = Field(
         64, gt=0, description="Photos waiting for the model beyond which requests get 503 + Retry-After."
     )
-    retry_after_seconds: int = Field(1, ge=0, description="Retry-After value sent with 503 when overloaded.")
+    retry_after_seconds: int = Field(
+        1, ge=0, description="Retry-After (seconds) sent with every 503: overloaded, warming up, stopping."
+    )
     api_key: SecretStr | None = Field(
         None, description="If set, /segment requires it in the X-API-Key header. Ops endpoints stay open."
     )
-    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
+        "info", description="Least severe log line printed: critical, error, warning, info or debug."
+    )
+    imaging_threads: int = Field(
+        0, ge=0, description="Threads decoding uploads and rendering results at once (0: one per core)."
+    )
     tf_intra_op_threads: int = Field(0, ge=0, description="TensorFlow intra-op threads (0: one per core).")
     tf_inter_op_threads: int = Field(0, ge=0, description="TensorFlow inter-op threads (0: TF decides).")
     gpu_memory_growth: bool = Field(
         True, description="Allocate GPU memory as needed instead of all of it up front."
     )
 
+    @property
+    def imaging_thread_count(self) -> int:
+        """`imaging_threads`, with 0 resolved to this machine's core count."""
+        return self.imaging_threads or os.cpu_count() or 2
+
     @cached_property
     def model_version_dir(self) -> Path:
         """The concrete SavedModel directory that `model_dir` points at (raises ModelDirError)."""
         return resolve_model_version_dir(self.model_dir)
+
+
+def setting_names() -> dict[str, str]:
+    """Every environment variable the service reads, mapped to its Settings field."""
+    return {f"{ENV_PREFIX}{name.upper()}": name for name in Settings.model_fields}
+
+
+def unknown_environment(environ: Mapping[str, str] | None = None) -> list[str]:
+    """One line per `PETSEG_*` variable that no setting reads (a typo, or a retired name), with a hint."""
+    environ = os.environ if environ is None else environ
+    known = setting_names()
+    lines = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in known or upper in COMPOSE_VARIABLES:
+            continue
+        close = difflib.get_close_matches(upper, known, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else f"; known: {', '.join(sorted(known))}"
+        lines.append(f"{name} is not a PetSeg setting and is ignored{hint}")
+    return lines
+
+
+def describe_invalid(error: ValidationError) -> str:
+    """A ValidationError from Settings as one line naming each bad variable, its value and the rule."""
+    problems = []
+    for item in error.errors():
+        field = str(item["loc"][0]) if item["loc"] else "?"
+        value = item.get("input")
+        shown = f"={value!r}" if isinstance(value, str | int | float) else ""
+        problems.append(f"{ENV_PREFIX}{field.upper()}{shown}: {item['msg']}")
+    return "invalid setting " + "; ".join(problems)

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from bench.load import multipart_post, run_load
-from bench.photos import DEFAULT_DATA_DIR, describe, load_photos
+from bench.photos import DEFAULT_DATA_DIR, choose_photos, describe
 from bench.server import resolve_model, start_naive
 from petseg_harness.server import REPO, ServerProcess, start_service
 
@@ -36,10 +36,11 @@ def training_running() -> bool:
     return bool(found.stdout.strip())
 
 
-def measure_raw(model_dir: Path, data_dir: Path, seconds: float) -> dict:
+def measure_raw(model_dir: Path, data_dir: Path, seconds: float, photo_files: list[Path] | None) -> dict:
+    photo_args = [arg for path in photo_files or [] for arg in ("--photo", str(path))]
     proc = subprocess.run(
         [sys.executable, "-m", "bench.raw_model", "--model-dir", str(model_dir), "--seconds", str(seconds),
-         "--data-dir", str(data_dir)],
+         "--data-dir", str(data_dir), *photo_args],
         cwd=REPO, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )  # fmt: skip
     if proc.returncode != 0:
@@ -235,6 +236,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--model-dir", type=Path, default=None, help="default: the bundled models/pet-unet")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    parser.add_argument(
+        "--photo",
+        type=Path,
+        action="append",
+        metavar="FILE",
+        help="measure on this photo instead of the dataset's selection (repeatable)",
+    )
     parser.add_argument("--concurrency", default="1,4,16,64")
     parser.add_argument("--seconds", type=float, default=15.0, help="measured per concurrency level")
     parser.add_argument("--raw-seconds", type=float, default=5.0, help="per raw batch size")
@@ -252,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
 
     scratch = Path(tempfile.mkdtemp(prefix="petseg-bench-"))
     model_dir, note = resolve_model(args.model_dir, scratch)
-    photos = load_photos(args.data_dir)
+    photos = choose_photos(args.data_dir, args.photo)
     levels = [int(c) for c in args.concurrency.split(",")]
     report: dict = {
         "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -265,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(f"model {model_dir} ({note}); photos: {report['photos']}", flush=True)
     print("raw model ...", flush=True)
-    report["raw"] = measure_raw(model_dir, args.data_dir, args.raw_seconds)
+    report["raw"] = measure_raw(model_dir, args.data_dir, args.raw_seconds, args.photo)
     service_requests = [multipart_post("/segment?output=mask", f"{p.name}.jpg", p.data) for p in photos]
     print("service ...", flush=True)
     service = start_service(model_dir, scratch / "service.log")

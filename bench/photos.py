@@ -44,6 +44,26 @@ def load_photos(data_dir: Path = DEFAULT_DATA_DIR, typical: int = 60, large: int
     return photos
 
 
+def photos_from_files(paths: list[Path]) -> list[BenchPhoto]:
+    """The benchmark's photos from files the user names (`--photo`), instead of the dataset's."""
+    from PIL import Image
+
+    photos = []
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                width, height = image.size
+        except OSError as exc:
+            raise SystemExit(f"cannot read photo {path}: {exc}") from None
+        photos.append(BenchPhoto(Path(path).stem, Path(path).read_bytes(), width, height))
+    return photos
+
+
+def choose_photos(data_dir: Path, files: list[Path] | None) -> list[BenchPhoto]:
+    """`files` when given, else the dataset selection of `load_photos(data_dir)`."""
+    return photos_from_files(files) if files else load_photos(data_dir)
+
+
 def describe(photos: list[BenchPhoto]) -> str:
     sizes = sorted(p.width * p.height for p in photos)
     kb = sum(len(p.data) for p in photos) / len(photos) / 1024

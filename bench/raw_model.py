@@ -16,15 +16,21 @@ from pathlib import Path
 import numpy as np
 
 
-def measure(model_dir: Path, batch_sizes: list[int], seconds: float, data_dir: Path | None) -> dict:
+def measure(
+    model_dir: Path,
+    batch_sizes: list[int],
+    seconds: float,
+    data_dir: Path | None,
+    photo_files: list[Path] | None = None,
+) -> dict:
     import tensorflow as tf
     from PIL import Image
 
-    from bench.photos import DEFAULT_DATA_DIR, load_photos
+    from bench.photos import DEFAULT_DATA_DIR, choose_photos
 
     size = int(json.loads((model_dir / "metadata.json").read_text())["input_size"])
     serve = tf.saved_model.load(str(model_dir)).signatures["serving_default"]
-    photos = load_photos(data_dir or DEFAULT_DATA_DIR)
+    photos = choose_photos(data_dir or DEFAULT_DATA_DIR, photo_files)
     inputs = np.stack(
         [np.asarray(Image.open(io.BytesIO(p.data)).convert("RGB").resize((size, size))) for p in photos]
     )
@@ -59,9 +65,10 @@ def main() -> None:
     parser.add_argument("--batch-sizes", default="1,2,4,8,16,32")
     parser.add_argument("--seconds", type=float, default=5.0, help="per batch size")
     parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--photo", type=Path, action="append", help="use this photo file (repeatable)")
     args = parser.parse_args()
     sizes = [int(b) for b in args.batch_sizes.split(",")]
-    print(json.dumps(measure(args.model_dir, sizes, args.seconds, args.data_dir)))
+    print(json.dumps(measure(args.model_dir, sizes, args.seconds, args.data_dir, args.photo)))
 
 
 if __name__ == "__main__":

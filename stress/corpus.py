@@ -270,18 +270,18 @@ def build_corpus(max_upload_bytes: int = 20 * 1024 * 1024, max_pixels: int = 40_
         Case("multipart with file as a text field", frozenset({422}), parts=(("file", None, b"cat", None),)),
         Case(
             "two files to /segment",
-            frozenset({400, 413, 422}),
+            frozenset({413}),  # more files than the endpoint takes
             parts=(("file", "a.jpg", jpeg, "image/jpeg"), ("file", "b.jpg", jpeg, "image/jpeg")),
         ),
         Case(
             "17 files to /segment/batch",
-            frozenset({400, 413, 422}),
+            frozenset({413}),
             path="/segment/batch",
             parts=tuple(("file", f"{i}.jpg", jpeg, "image/jpeg") for i in range(17)),
         ),
         Case(
             "1000 form fields",
-            frozenset({400, 413, 422}),
+            frozenset({422}),  # form fields besides `file`
             parts=tuple((f"f{i}", None, b"x", None) for i in range(1000)),
         ),
         body("multipart without a boundary", b"--x\r\n\r\n", "multipart/form-data", frozenset({400, 422})),

@@ -8,6 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
+from training import distribution_args
+
 DATA_HELP = (
     "photos: a directory in the official Oxford-IIIT Pet layout (e.g. ../shared/data/oxford-iiit-pet), "
     "'tfds' or 'tfds:DIR' for tensorflow-datasets' oxford_iiit_pet (downloads once), or 'synthetic' "
@@ -31,7 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, default=20, help="phase 1: decoder on the frozen encoder")
     t.add_argument("--fine-tune-epochs", type=int, default=0, help="phase 2: encoder unfrozen (0 = skip)")
     t.add_argument("--input-size", type=int, default=128, help="square model input in pixels")
-    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument(
+        "--batch-size",
+        type=int,
+        default=32,
+        help="global batch size: split evenly over the replicas in sync (per replica = global / replicas)",
+    )
     t.add_argument(
         "--encoder-weights",
         default="imagenet",
@@ -68,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="start from a run's best.weights.h5 (e.g. fine-tune a 128 px run at 192 px); "
         "use with --epochs 0 to go straight to fine-tuning",
     )
+    distribution_args.add_arguments(t)
 
     e = sub.add_parser(
         "evaluate",
@@ -132,10 +140,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "train":
         from training.config import TrainConfig
+        from training.distribute import Interrupted
         from training.train import train
 
         fields = {k: v for k, v in vars(args).items() if k != "command"}
-        best = train(TrainConfig(**fields))
+        try:
+            best = train(TrainConfig(**fields))
+        except Interrupted as e:
+            print(f"training stopped: {e}", file=sys.stderr)
+            return 143  # 128 + SIGTERM, as if the signal had ended it: a Job controller retries the pod
         print(json.dumps({"best_validation": best}, indent=1))
     elif args.command == "evaluate":
         from training.evaluate import evaluate_model_dir, format_table

@@ -33,6 +33,12 @@ class TrainConfig:
     steps_per_epoch: int | None = None  # cap, for smoke runs
     name: str = "pet-unet"
     init_weights: str | None = None  # start from another run's best.weights.h5 (any input size)
+    # Distribution (training/distribute.py); batch_size above is the global batch over all replicas.
+    strategy: str = "default"  # "default", "mirrored" or "multi-worker"
+    virtual_devices: int = 0  # logical CPU devices for "mirrored" without GPUs (tests)
+    precision: str = "float32"  # Keras mixed-precision policy
+    scale_learning_rate: bool = True  # learning rates x replicas_in_sync (linear scaling rule)
+    replicas_in_sync: int | None = None  # recorded by the run, not chosen
 
     def save(self, run_dir: Path) -> None:
         (run_dir / CONFIG_FILE).write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")

@@ -83,7 +83,10 @@ def build_unet(
     for i, (filters, skip) in enumerate(zip(DECODER_FILTERS, reversed(skips[:-1]), strict=True)):
         x = upsample_block(max(8, int(filters * decoder_scale)), name=f"up{i + 1}")(x)
         x = layers.Concatenate(name=f"skip{i + 1}")([x, skip])
-    logits = layers.Conv2DTranspose(num_classes, 3, strides=2, padding="same", name="logits")(x)
+    # float32 even under a mixed-precision policy: softmax and loss need its range and precision.
+    logits = layers.Conv2DTranspose(
+        num_classes, 3, strides=2, padding="same", name="logits", dtype="float32"
+    )(x)
     return keras.Model(inputs, logits, name="pet_unet")
 
 

@@ -8,6 +8,7 @@ lets an interrupted run resume where it stopped.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import logging
 import sys
@@ -18,6 +19,7 @@ import keras
 import numpy as np
 
 from training import data as pet_data
+from training import distribute
 from training.config import TrainConfig
 from training.losses import SegmentationLoss
 from training.metrics import training_metrics
@@ -34,9 +36,10 @@ MONITOR = "val_mean_iou"
 class EpochTiming(keras.callbacks.Callback):
     """Wall time and images/s of every epoch, by phase, appended to timing.json."""
 
-    def __init__(self, path: Path, phase: str, images_per_epoch: int):
+    def __init__(self, path: Path, phase: str, images_per_epoch: int, distribution: dict | None = None):
         super().__init__()
         self.path, self.phase, self.images = path, phase, images_per_epoch
+        self.distribution = distribution or {}  # strategy and replicas_in_sync of the epoch
 
     def on_epoch_begin(self, epoch, logs=None):
         self._t0 = time.perf_counter()
@@ -50,6 +53,7 @@ class EpochTiming(keras.callbacks.Callback):
                 "phase": self.phase,
                 "seconds": round(seconds, 2),
                 "train_images_per_s": round(self.images / seconds, 2),
+                **self.distribution,
             }
         )
         self.path.write_text(json.dumps(rows, indent=1) + "\n")
@@ -57,7 +61,9 @@ class EpochTiming(keras.callbacks.Callback):
 
 def compile_model(model: keras.Model, cfg: TrainConfig, learning_rate: float) -> None:
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
+        optimizer=keras.optimizers.Adam(
+            distribute.scaled_learning_rate(learning_rate, cfg.replicas_in_sync, cfg.scale_learning_rate)
+        ),
         loss=SegmentationLoss(dice_weight=cfg.dice_weight),
         metrics=training_metrics(),
         jit_compile=False,
@@ -93,7 +99,13 @@ def callbacks(run_dir: Path, cfg: TrainConfig, phase: str, images_per_epoch: int
         keras.callbacks.EarlyStopping(monitor=MONITOR, mode="max", patience=cfg.patience),
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=3, min_lr=1e-6),
         keras.callbacks.CSVLogger(str(run_dir / HISTORY), append=True),
-        EpochTiming(run_dir / "timing.json", phase, images_per_epoch),
+        EpochTiming(
+            run_dir / "timing.json",
+            phase,
+            images_per_epoch,
+            {"strategy": cfg.strategy, "replicas_in_sync": cfg.replicas_in_sync},
+        ),
+        distribute.StopOnSigterm(),  # after BackupAndRestore: the epoch's backup is written first
     ]
 
 
@@ -103,6 +115,9 @@ def prepare_run(cfg: TrainConfig) -> TrainConfig:
     if (run_dir / "config.json").exists():
         saved = TrainConfig.load(run_dir)
         saved.run_dir = str(run_dir)
+        for name in distribute.RUNTIME_FIELDS:  # how this invocation runs comes from its command line
+            setattr(saved, name, getattr(cfg, name))
+        saved.save(run_dir)
         log.info("resuming run in %s with its recorded configuration", run_dir)
         return saved
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -134,12 +149,34 @@ def load_training_data(cfg: TrainConfig):
     train_ds = pet_data.train_dataset(
         tr_img, tr_mask, cfg.batch_size, cfg.input_size, cfg.seed, full=cfg.augment == "full"
     )
-    val_ds = pet_data.eval_dataset(va_img, va_mask, cfg.batch_size)
+    val_batch, monitored = distribute.eval_batching(cfg.batch_size, len(va_img), cfg.replicas_in_sync or 1)
+    info["validation_photos_monitored"] = monitored  # what val_* in history.csv scored; export scores all
+    val_ds = pet_data.eval_dataset(va_img[:monitored], va_mask[:monitored], val_batch)
+    train_ds, val_ds = distribute.shard_by_data(train_ds), distribute.shard_by_data(val_ds)
     return train_ds, val_ds, (va_img, va_mask, va_stems), info, len(tr_img)
 
 
 def train(cfg: TrainConfig) -> dict:
-    """Run (or resume) both phases; returns the best validation scores."""
+    """Run (or resume) both phases under cfg.strategy; returns the best validation scores.
+
+    Everything from the data pipeline to the last evaluation happens inside the strategy's scope; the
+    chief writes cfg.run_dir, other workers a private copy (see training.distribute).
+    """
+    distribute.catch_sigterm()
+    strategy = distribute.create_strategy(cfg.strategy, cfg.virtual_devices)
+    distribute.per_replica_batch_size(cfg.batch_size, strategy.num_replicas_in_sync)
+    log.info("strategy %s: %d replica(s) in sync", cfg.strategy, strategy.num_replicas_in_sync)
+    with (
+        distribute.worker_run_dir(cfg.run_dir, strategy) as run_dir,
+        distribute.precision_policy(cfg.precision),
+        strategy.scope(),
+    ):
+        cfg = dataclasses.replace(cfg, run_dir=str(run_dir), replicas_in_sync=strategy.num_replicas_in_sync)
+        return train_phases(cfg)
+
+
+def train_phases(cfg: TrainConfig) -> dict:
+    """Both phases in this worker's run directory, within the strategy scope `train` entered."""
     cfg = prepare_run(cfg)
     run_dir = Path(cfg.run_dir)
     keras.utils.set_random_seed(cfg.seed)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-from fastapi import Depends, Request, Security
+from fastapi import Depends, FastAPI, Request, Security
 from fastapi.security import APIKeyHeader
 
 from app.errors import ProblemError
@@ -19,11 +19,24 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+def not_ready_reason(app: FastAPI) -> str | None:
+    """Why the service cannot segment now (None: it can): loading, warming up, or its model worker stopped."""
+    service = getattr(app.state, "service", None)
+    if service is not None and service.batcher.failure is not None:
+        return service.batcher.failure
+    if getattr(app.state, "ready", False):
+        return None
+    return getattr(app.state, "not_ready_reason", "starting")
+
+
 def get_ready_service(request: Request) -> SegmentationService:
-    """The service once the model is loaded and warmed up; 503 before that."""
+    """The service once the model is loaded and warmed up; 503 (with Retry-After) before that."""
     service = getattr(request.app.state, "service", None)
     if service is None or not request.app.state.ready:
-        raise ProblemError(503, "the model is still loading or warming up", headers={"Retry-After": "1"})
+        retry_after = str(request.app.state.settings.retry_after_seconds)
+        raise ProblemError(
+            503, "the model is still loading or warming up", headers={"Retry-After": retry_after}
+        )
     return service
 
 

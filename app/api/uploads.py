@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from fastapi import Request
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Message
 
 from app.errors import ProblemError
@@ -42,12 +45,41 @@ def _limited(request: Request, limit: int) -> Request:
     return Request(request.scope, receive)
 
 
+@contextlib.asynccontextmanager
+async def _multipart_form(request: Request, max_files: int) -> AsyncIterator[FormData]:
+    """The parsed form, closed on exit. Starlette answers every multipart problem with a bare 400, which
+    the API reserves for corrupt images; here each gets its own status and a message that says what to do."""
+    try:
+        form = await request.form(max_files=max_files, max_fields=max_files)
+    except StarletteHTTPException as exc:
+        reason = str(exc.detail)
+        if reason.startswith("Too many files"):
+            raise ProblemError(
+                413,
+                f"at most {max_files} photo(s) per request on this endpoint; send the others separately",
+                title="Too many files",
+            ) from None
+        if reason.startswith("Too many fields"):
+            raise ProblemError(
+                422,
+                f"too many form fields besides '{FILE_FIELD}' (at most {max_files}); send only the photos",
+                title="Invalid request",
+            ) from None
+        raise ProblemError(
+            400, f"malformed multipart body: {reason}", title="Malformed multipart body"
+        ) from None
+    try:
+        yield form
+    finally:
+        await form.close()
+
+
 async def read_uploads(request: Request, *, max_bytes: int, max_files: int) -> list[Upload]:
     """Photos from a multipart form (repeated field `file`) or from a raw `image/*` body."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     limited = _limited(request, max_bytes)
     if content_type == "multipart/form-data":
-        async with limited.form(max_files=max_files, max_fields=max_files) as form:
+        async with _multipart_form(limited, max_files) as form:
             values = form.getlist(FILE_FIELD)
             if not values:
                 raise ProblemError(

@@ -72,10 +72,8 @@ function stem(name) {
 async function failureMessage(response) {
   let detail = "";
   try {
-    const problem = await response.json();
-    detail = Array.isArray(problem.detail)
-      ? problem.detail.map((item) => item.msg || JSON.stringify(item)).join("; ")
-      : String(problem.detail ?? problem.title ?? "");
+    const problem = await response.json(); // problem+json: `detail` is always a sentence
+    detail = String(problem.detail ?? problem.title ?? "");
   } catch {
     detail = response.statusText;
   }
@@ -121,6 +119,7 @@ function choose(file) {
   clearResult();
   page.insights.hidden = true;
   page.insights.textContent = "";
+  state.described = null;
   if (state.photoUrl) URL.revokeObjectURL(state.photoUrl);
   state.photo = file;
   state.photoUrl = URL.createObjectURL(file);
@@ -226,6 +225,12 @@ document.querySelectorAll('input[name="output"]').forEach((radio) => {
   radio.addEventListener("change", segment);
 });
 page.key.addEventListener("change", segment);
+// Enter in the key field would submit the form, i.e. reload the page and lose photo, result and key:
+// it runs the segmentation instead (nothing happens while no photo is chosen).
+$("form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  segment();
+});
 // Dropping anywhere on the page must not navigate away to the file.
 for (const type of ["dragover", "drop"]) window.addEventListener(type, (event) => event.preventDefault());
 page.drop.addEventListener("dragenter", () => page.drop.classList.add("dragging"));

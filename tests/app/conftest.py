@@ -35,7 +35,7 @@ def server(tmp_path_factory, model_dir: Path) -> Iterator[ServerProcess]:
 
 @pytest.fixture(scope="session")
 def guarded_server(tmp_path_factory, model_dir: Path) -> Iterator[ServerProcess]:
-    """The service with an API key and a one-photo queue, to see 401 and 503 + Retry-After."""
+    """The service with an API key (and a one-photo queue), to see 401 on /segment and open probes."""
     env = {
         "PETSEG_API_KEY": API_KEY,
         "PETSEG_QUEUE_CAPACITY": "1",

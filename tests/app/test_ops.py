@@ -1,9 +1,10 @@
-"""Probes, model metadata, metrics, docs, API key, overload, concurrency and startup failures."""
+"""Probes, model metadata, metrics, docs, API key, unavailability, concurrency and startup failures."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -87,17 +88,68 @@ def test_api_key_guards_segment_but_not_probes(guarded_server) -> None:
         assert all(http.get(path).status_code == 200 for path in ("/healthz", "/readyz", "/metrics"))
 
 
-def test_full_queue_answers_503_with_retry_after(guarded_server) -> None:
-    async def burst() -> list[httpx.Response]:
-        headers = {"X-API-Key": API_KEY}
-        async with httpx.AsyncClient(base_url=guarded_server.url, timeout=120, headers=headers) as http:
-            return await asyncio.gather(*(http.post("/segment", files={"file": PHOTO}) for _ in range(32)))
+def test_warming_up_503_sends_the_configured_retry_after(tmp_path: Path) -> None:
+    outside = TestClient(create_app(Settings(model_dir=tmp_path, retry_after_seconds=7)))  # no lifespan yet
+    response = outside.post("/segment", files={"file": PHOTO})
+    assert response.status_code == 503 and response.headers["retry-after"] == "7"
 
-    responses = asyncio.run(burst())
-    assert {r.status_code for r in responses} <= {200, 503}
-    refused = [r for r in responses if r.status_code == 503]
-    assert refused, "a one-photo queue should refuse some of 32 simultaneous requests"
-    assert all(r.headers["retry-after"] == "1" and r.json()["status"] == 503 for r in refused)
+
+async def _cancel_model_worker() -> None:
+    """Ends the batcher's worker task from outside, as an unexpected crash would (it is named in start())."""
+    (worker,) = [task for task in asyncio.all_tasks() if task.get_name() == "petseg-batcher"]
+    worker.cancel()
+    await asyncio.wait({worker})
+
+
+def test_a_dead_model_worker_makes_readyz_fail_and_requests_answer_503(model_dir: Path) -> None:
+    with TestClient(create_app(Settings(model_dir=model_dir, retry_after_seconds=3))) as client:
+        while client.get("/readyz").status_code != 200:  # warm-up runs in the background
+            pass
+        client.portal.call(_cancel_model_worker)
+        ready = client.get("/readyz")
+        assert ready.status_code == 503 and "model worker" in ready.json()["detail"]
+        assert client.get("/v2/health/ready").status_code == 503
+        refused = client.post("/segment", files={"file": PHOTO})  # answered at once, not left hanging
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "3"
+        assert "restarted" in refused.json()["detail"]
+
+
+def test_error_responses_name_the_model_too(client: httpx.Client) -> None:
+    for response in (
+        client.post("/segment", files={"file": ("x.jpg", b"plain text", "image/jpeg")}),  # 415
+        client.post("/segment", params={"output": "gif"}, files={"file": PHOTO}),  # 422
+        client.get("/no/such/page"),  # 404
+    ):
+        assert response.status_code >= 400
+        assert (response.headers["x-model-name"], response.headers["x-model-version"]) == ("tiny-pet", "1")
+
+
+def test_docs_pages_and_their_assets_are_counted_under_their_own_paths(tmp_path: Path) -> None:
+    # In-process: TestClient returns only once the app (and so the metrics middleware) has finished,
+    # whereas a real server may answer /metrics before it has counted the previous, large response.
+    client = TestClient(create_app(Settings(model_dir=tmp_path)))
+    before = client.get("/metrics").text
+    paths = ["/docs", "/docs/oauth2-redirect", "/openapi.json", "/docs/assets/swagger-ui.css"]
+    assert all(client.get(path).status_code == 200 for path in paths)
+    after = client.get("/metrics").text
+    for route in ["/docs", "/docs/oauth2-redirect", "/openapi.json", "/docs/assets"]:
+        counted = metric_value(after, "petseg_http_requests_total", route=route) - metric_value(
+            before, "petseg_http_requests_total", route=route
+        )
+        assert counted == 1, route
+    unmatched = metric_value(after, "petseg_http_requests_total", route="unmatched")
+    assert unmatched == metric_value(before, "petseg_http_requests_total", route="unmatched")
+
+
+def test_api_docs_load_only_assets_served_by_the_service(client: httpx.Client) -> None:
+    html = client.get("/docs").text
+    assert "http://" not in html and "https://" not in html  # nothing from a CDN: works offline
+    assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", html)
+    assert any(asset.endswith(".js") for asset in assets)
+    for asset in assets:
+        assert asset.startswith("/") and not asset.startswith("//"), asset
+        response = client.get(asset)
+        assert response.status_code == 200 and response.content, asset
 
 
 def test_highest_numeric_version_wins(tmp_path: Path) -> None:

@@ -149,3 +149,28 @@ def test_server_survives_bad_input(client: httpx.Client) -> None:
     client.post("/segment", files={"file": b"\x89PNG\r\n\x1a\n" + b"\0" * 100})
     assert client.get("/healthz").status_code == 200
     assert client.post("/segment", files={"file": PHOTO}).status_code == 200
+
+
+def test_a_bad_parameter_problem_says_what_in_a_sentence_and_lists_each_error(client: httpx.Client) -> None:
+    body = problem(client.post("/segment", params={"opacity": 2}, files={"file": PHOTO}), 422)
+    assert isinstance(body["detail"], str) and "opacity" in body["detail"]
+    assert [error["loc"] for error in body["errors"]] == [["query", "opacity"]]
+    assert {"msg", "type"} <= set(body["errors"][0])
+
+
+def test_more_files_than_the_endpoint_takes_is_413(client: httpx.Client) -> None:
+    two = [("file", ("a.jpg", PHOTO, "image/jpeg")), ("file", ("b.jpg", PHOTO, "image/jpeg"))]
+    body = problem(client.post("/segment", files=two), 413)
+    assert body["title"] == "Too many files" and "at most 1 photo" in body["detail"]
+
+
+def test_form_fields_besides_the_photo_are_422(client: httpx.Client) -> None:
+    extra = {"note": "hello", "tag": "cat"}  # the form takes only `file`
+    body = problem(client.post("/segment", data=extra, files={"file": PHOTO}), 422)
+    assert "besides 'file'" in body["detail"]
+
+
+def test_the_api_documents_each_multipart_refusal(client: httpx.Client) -> None:
+    responses = client.get("/openapi.json").json()["paths"]["/segment/batch"]["post"]["responses"]
+    assert "files" in responses["413"]["description"] and "form fields" in responses["422"]["description"]
+    assert "multipart" in responses["400"]["description"]

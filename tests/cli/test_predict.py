@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from PIL import Image
@@ -210,3 +211,76 @@ def test_masks_are_exactly_what_the_service_answers(tmp_path, tiny_model_dir, ph
     assert answer.status_code == 200, answer.text
     assert (tmp_path / "cat.mask.png").read_bytes() == answer.content
     assert Image.open(io.BytesIO(answer.content)).size == (200, 150)
+
+
+def test_tensorflow_import_notices_are_not_printed(batch_run):
+    proc, _ = batch_run
+    assert "oneDNN" not in proc.stderr and "absl::InitializeLog" not in proc.stderr
+
+
+@pytest.mark.parametrize("command", ["predict", "serve"])
+def test_a_bad_setting_is_one_line_and_exit_status_2(photos, command):
+    args = ["predict", str(photos["cat"])] if command == "predict" else ["serve"]
+    proc = petseg(*args, env={"PETSEG_PORT": "eighty"})
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "petseg: invalid setting PETSEG_PORT='eighty': Input should be a valid integer, "
+        "unable to parse string as an integer"
+    ]
+
+
+def test_an_unknown_setting_is_reported_with_the_closest_name(tmp_path, photos):
+    proc = petseg(
+        "predict", str(photos["cat"]), "--model", str(tmp_path / "nowhere"), env={"PETSEG_MODEL_DRI": "x"}
+    )
+    assert "warning: PETSEG_MODEL_DRI is not a PetSeg setting" in proc.stderr
+    assert "did you mean PETSEG_MODEL_DIR?" in proc.stderr
+
+
+def test_serve_listens_where_the_settings_say_and_reports_unknown_ones_once(tmp_path, tiny_model_dir):
+    from petseg_harness.server import running_service
+
+    # The harness configures `petseg serve` only through PETSEG_* (PETSEG_HOST/PETSEG_PORT included):
+    # answering on its port proves serve reads them.
+    log = tmp_path / "serve.log"
+    with running_service(tiny_model_dir, log, {"PETSEG_LOG_LEVL": "debug"}) as server:
+        assert httpx.get(f"http://127.0.0.1:{server.port}/readyz", timeout=10).status_code == 200
+    assert server.process.returncode == 0
+    text = log.read_text()
+    assert "oneDNN" not in text
+    assert text.count("PETSEG_LOG_LEVL is not a PetSeg setting") == 1, text
+
+
+@pytest.mark.parametrize("text", ["ffffff", "#ffffff", "#FFFFFF", "white"])
+def test_colours_are_read_with_or_without_a_hash(text):
+    from app.predict import parse_color
+
+    assert parse_color(text) == (255, 255, 255)
+
+
+@pytest.mark.parametrize("text", ["fffff", "#12345g", "not-a-colour", ""])
+def test_unreadable_colours_are_refused(text):
+    from app.predict import parse_color
+
+    with pytest.raises(ValueError):
+        parse_color(text)
+
+
+def test_predict_help_states_every_exit_status():
+    proc = petseg("predict", "--help")
+    text = " ".join(proc.stdout.split())
+    assert "exit status is then 1" in text and "Exit status 2: nothing was tried" in text
+
+
+def test_serve_runs_uvicorn_with_the_settings_listen_address_and_drain_timeout():
+    from app.cli import uvicorn_options
+    from app.settings import Settings
+
+    settings = Settings(host="0.0.0.0", port=9001, drain_timeout_seconds=25, log_level="warning")
+    options = uvicorn_options(settings)
+    assert options == {
+        "host": "0.0.0.0",
+        "port": 9001,
+        "log_level": "warning",
+        "timeout_graceful_shutdown": 25,
+    }

@@ -8,6 +8,8 @@ does for these fields (maps merge, containers merge by name) and the result is v
 from __future__ import annotations
 
 import copy
+import json
+import subprocess
 from pathlib import Path
 
 import kubernetes_validate
@@ -148,3 +150,69 @@ def test_service_and_hpa_target_the_deployment():
     assert (ref["kind"], ref["name"]) == ("Deployment", deployment["metadata"]["name"])
     assert hpa["spec"]["minReplicas"] <= deployment["spec"]["replicas"] <= hpa["spec"]["maxReplicas"]
     assert kinds["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"] == LABELS
+
+
+# --- multi-worker training: deploy/k8s/training -------------------------------------------------
+
+
+def training_resources() -> list[dict]:
+    kustomization = yaml.safe_load((K8S / "training" / "kustomization.yaml").read_text())
+    docs = []
+    for name in kustomization["resources"]:
+        docs.extend(load(K8S / "training" / name))
+    return docs
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_training_manifests_validate_against_kubernetes_schema(version):
+    docs = training_resources()
+    assert {d["kind"] for d in docs} == {"Job", "Service", "PersistentVolumeClaim"}
+    for doc in docs:
+        kubernetes_validate.validate(doc, version, strict=True)
+
+
+def trainer(docs: list[dict]) -> dict:
+    (c,) = by_kind(docs)["Job"]["spec"]["template"]["spec"]["containers"]
+    return c
+
+
+def test_training_job_is_indexed_and_its_pods_are_reachable_through_the_headless_service():
+    kinds = by_kind(training_resources())
+    job, service = kinds["Job"], kinds["Service"]
+    pod = job["spec"]["template"]
+    env = {e["name"]: e.get("value") for e in trainer(list(kinds.values()))["env"]}
+    assert job["spec"]["completionMode"] == "Indexed"
+    assert job["spec"]["parallelism"] == job["spec"]["completions"] == int(env["WORKERS"])
+    assert service["spec"]["clusterIP"] == "None"
+    assert pod["spec"]["subdomain"] == service["metadata"]["name"] == env["SERVICE"]
+    assert env["JOB_NAME"] == job["metadata"]["name"]  # pod hostnames are <job name>-<index>
+    assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    assert service["spec"]["ports"][0]["port"] == int(env["PORT"])
+    claim = pod["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"]
+    assert kinds["PersistentVolumeClaim"]["metadata"]["name"] == claim
+    assert kinds["PersistentVolumeClaim"]["spec"]["accessModes"] == ["ReadWriteMany"]  # shared run dir
+
+
+def test_training_pods_build_tf_config_from_their_completion_index(tmp_path):
+    """Run the container's real shell script, with `python` replaced by a stub that prints its setup."""
+    c = trainer(training_resources())
+    fake = tmp_path / "python"
+    fake.write_text('#!/bin/sh\nprintf \'%s\\n\' "$TF_CONFIG" "$*"\n')
+    fake.chmod(0o755)
+    env = {e["name"]: e["value"] for e in c["env"]}
+    for index in range(int(env["WORKERS"])):
+        proc = subprocess.run(
+            [*c["command"], *c["args"]],
+            env={**env, "JOB_COMPLETION_INDEX": str(index), "PATH": f"{tmp_path}:/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+        tf_config_line, argv = proc.stdout.splitlines()
+        tf_config = json.loads(tf_config_line)
+        assert tf_config == {
+            "cluster": {"worker": ["petseg-train-0.petseg-train:2222", "petseg-train-1.petseg-train:2222"]},
+            "task": {"type": "worker", "index": index},
+        }
+        assert "-m training train --strategy multi-worker" in argv

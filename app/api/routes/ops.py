@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from app.api.deps import ServiceDep
+from app.api.deps import ServiceDep, not_ready_reason
 from app.schemas import ModelInfo, ModelLabels
 from petseg_contract import BREED_NAMES, SPECIES_NAMES
 
@@ -21,12 +21,12 @@ async def healthz() -> dict[str, str]:
 @router.get(
     "/readyz",
     summary="Readiness: 200 only once the model is loaded and warmed up",
-    responses={503: {"description": "Still loading or warming up."}},
+    responses={503: {"description": "Still loading or warming up, or the model worker has stopped."}},
 )
 async def readyz(request: Request) -> JSONResponse:
-    if getattr(request.app.state, "ready", False):
+    reason = not_ready_reason(request.app)
+    if reason is None:
         return JSONResponse({"status": "ready"})
-    reason = getattr(request.app.state, "not_ready_reason", "starting")
     return JSONResponse({"status": "not ready", "detail": reason}, status_code=503)
 
 

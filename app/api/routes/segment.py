@@ -6,12 +6,12 @@ import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 
 from app.api.deps import ApiKeyDep, ServiceDep, SettingsDep
 from app.api.uploads import FILE_FIELD, read_uploads
-from app.batcher import Overloaded
-from app.errors import ProblemError
+from app.batcher import Unavailable
 from app.schemas import (
     NON_PET_NOTE,
     BatchItem,
@@ -41,12 +41,13 @@ _BATCH_FORM_SCHEMA = {
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": Problem, "description": why}
     for status, why in {
-        400: "Corrupt or truncated image.",
+        400: "Corrupt or truncated image, or a malformed multipart body.",
         401: "Missing or wrong X-API-Key (when a key is configured).",
-        413: "Upload too large, or too many pixels.",
+        413: "Upload too large, too many pixels, or more files than the endpoint takes.",
         415: "Not an image, or an unsupported format or content type.",
-        422: "Missing field, bad parameter, or a parameter the chosen output does not use.",
-        503: "Overloaded or still warming up; see Retry-After.",
+        422: "Missing field, bad parameter, a parameter the chosen output does not use, or form fields "
+        "besides `file`; `errors` lists each one.",
+        503: "Overloaded, warming up, shutting down, or the model worker stopped; see Retry-After.",
     }.items()
 }
 
@@ -54,12 +55,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 def _hex_color(value: str) -> tuple[int, int, int]:
     value = value.removeprefix("#")
     return int(value[0:2], 16), int(value[2:4], 16), int(value[4:6], 16)
-
-
-def _overloaded(exc: Overloaded, retry_after: int) -> ProblemError:
-    return ProblemError(
-        503, f"too many photos waiting ({exc}); retry later", headers={"Retry-After": str(retry_after)}
-    )
 
 
 # The shape of a JSON answer (illustrative values: a photo of two cats, a model with species/breed outputs).
@@ -120,21 +115,23 @@ BATCH_EXAMPLE = {
 
 
 def _refuse_ignored_parameters(request: Request, output: OutputMode) -> None:
-    """422 for a parameter the caller set explicitly that `output` would silently ignore."""
+    """422 for a parameter the caller set explicitly that `output` would silently ignore.
+
+    Raised as a validation error, so it leaves in the same problem shape as any other bad parameter:
+    `detail` says it in a sentence, `errors` has one entry per such parameter.
+    """
     ignored = ignored_parameters(output, set(request.query_params))
     if ignored:
-        raise ProblemError(
-            422,
-            "; ".join(
-                f"'{name}' only applies to output={users_of(name)}, not output={output.value}"
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("query", name),
+                    "msg": f"only applies to output={users_of(name)}, not output={output.value}",
+                    "type": "parameter_not_used_by_output",
+                }
                 for name in ignored
-            ),
-            title="Invalid request",
+            ]
         )
-
-
-def _model_headers(service: ServiceDep) -> dict[str, str]:
-    return {"X-Model-Name": service.segmenter.name, "X-Model-Version": str(service.segmenter.version)}
 
 
 @router.post(
@@ -210,14 +207,11 @@ async def segment(
     options = RenderOptions(
         output=output, opacity=opacity, background=_hex_color(background) if background else None
     )
-    try:
-        rendered = await service.segment(uploads[0].data, options)
-    except Overloaded as exc:
-        raise _overloaded(exc, settings.retry_after_seconds) from exc
-    headers = _model_headers(service)
+    rendered = await service.segment(uploads[0].data, options)  # Unavailable: 503 (app/errors.py)
+    # X-Model-Name/X-Model-Version: added to every response by app.main._ModelHeaders.
     if rendered.png is None:
-        return Response(rendered.result.model_dump_json(), media_type="application/json", headers=headers)
-    return Response(rendered.png, media_type="image/png", headers=headers)
+        return Response(rendered.result.model_dump_json(), media_type="application/json")
+    return Response(rendered.png, media_type="image/png")
 
 
 @router.post(
@@ -248,10 +242,8 @@ async def segment_batch(request: Request, service: ServiceDep, settings: Setting
         except ImageError as exc:
             problem = Problem(title=exc.title, status=exc.status, detail=exc.detail)
             return BatchItem(filename=filename, ok=False, error=problem)
-        except Overloaded as exc:
-            problem = Problem(
-                title="Service Unavailable", status=503, detail=f"overloaded ({exc}); retry later"
-            )
+        except Unavailable as exc:
+            problem = Problem(title="Service Unavailable", status=503, detail=str(exc))
             return BatchItem(filename=filename, ok=False, error=problem)
         return BatchItem(filename=filename, ok=True, result=rendered.result)
 
@@ -260,4 +252,4 @@ async def segment_batch(request: Request, service: ServiceDep, settings: Setting
     body = BatchResponse(
         model_name=service.segmenter.name, model_version=service.segmenter.version, results=list(items)
     )
-    return Response(body.model_dump_json(), media_type="application/json", headers=_model_headers(service))
+    return Response(body.model_dump_json(), media_type="application/json")

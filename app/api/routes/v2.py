@@ -18,10 +18,10 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from app import oip
-from app.api.deps import ApiKeyDep, ServiceDep, SettingsDep
+from app.api.deps import ApiKeyDep, ServiceDep, SettingsDep, not_ready_reason
 from app.api.uploads import read_body
 from app.api.v2_errors import PREFIX
-from app.batcher import Overloaded
+from app.batcher import Unavailable
 from app.errors import ProblemError
 from app.service import SegmentationService
 from app.settings import Settings
@@ -71,7 +71,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         404: "No such model or version.",
         413: "Request body over the upload limit.",
         415: "Unsupported Content-Encoding.",
-        503: "Overloaded, or the model is still loading or warming up; see Retry-After.",
+        503: "Overloaded, warming up, shutting down, or the model worker stopped; see Retry-After.",
     }.items()
 }
 _TENSOR = {
@@ -173,8 +173,8 @@ async def server_live() -> dict[str, bool]:
 
 @router.get("/health/ready", summary="Server readiness", response_model=dict[str, bool], responses=_ERRORS)
 async def server_ready(request: Request) -> dict[str, bool]:
-    if not getattr(request.app.state, "ready", False):
-        reason = getattr(request.app.state, "not_ready_reason", "starting")
+    reason = not_ready_reason(request.app)
+    if reason is not None:
         raise ProblemError(503, f"not ready: {reason}", headers=_retry_after(request.app.state.settings))
     return {"ready": True}
 
@@ -292,10 +292,8 @@ async def _run_through_batcher(
         for future in pending:
             future.cancel()
         await asyncio.gather(*pending, return_exceptions=True)  # collected, so none logs as lost
-        if isinstance(exc, Overloaded):
-            raise ProblemError(
-                503, f"too many photos waiting ({exc}); retry later", headers=_retry_after(settings)
-            ) from exc
+        if isinstance(exc, Unavailable):  # overloaded, shutting down, or the model worker stopped
+            raise ProblemError(503, str(exc), headers=_retry_after(settings)) from exc
         raise
     return {
         name: np.stack([result.outputs[name] for result in done]) for name in service.segmenter.output_names
