@@ -1,7 +1,8 @@
 """The tiny real model the tests (and a bench/stress run without a released model) serve.
 
 Small but real: MobileNetV2 at alpha 0.35 with a slim decoder, random init, two epochs on the synthetic
-data set, trained and exported by the real training CLI in subprocesses, as a user would run it.
+data set, trained and exported by the real training CLI in subprocesses, as a user would run it. It
+carries the species/breed heads, so the service's tests see a model with every contract output.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ TINY_TRAIN_ARGS = [
     "--encoder-weights", "none",
     "--alpha", "0.35",
     "--decoder-scale", "0.125",
+    "--heads", "species-breed",
 ]  # fmt: skip
 
 

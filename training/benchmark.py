@@ -13,7 +13,7 @@ import numpy as np
 
 from training import data as pet_data
 from training.config import TrainConfig
-from training.model import build_unet
+from training.model import model_from_config
 from training.train import compile_model
 
 
@@ -31,14 +31,21 @@ def benchmark_input(args) -> dict:
         batch_size=args.batch_size,
         encoder_weights=args.encoder_weights,
         augment=args.augment,
+        decoder=args.decoder,
+        heads=args.heads,
     )
     source = pet_data.open_source(cfg.data_dir, cfg.seed)
     cache = round(cfg.input_size * cfg.cache_scale) if cfg.augment == "full" else cfg.input_size
     t0 = time.perf_counter()
-    img, mask, _, report = pet_data.load_arrays(source, "train", cache, cfg.seed, cfg.val_fraction)
+    arrays = pet_data.load_arrays(source, "train", cache, cfg.seed, cfg.val_fraction)
     decode_s = time.perf_counter() - t0
     ds = pet_data.train_dataset(
-        img, mask, cfg.batch_size, cfg.input_size, cfg.seed, full=cfg.augment == "full"
+        arrays,
+        cfg.batch_size,
+        cfg.input_size,
+        cfg.seed,
+        full=cfg.augment == "full",
+        labels=cfg.heads != "none",
     ).repeat()
     it = iter(ds)
     next(it)  # fill the cache and prefetch buffer before timing
@@ -49,10 +56,10 @@ def benchmark_input(args) -> dict:
 
     per_batch_pipeline = _timed(pipeline_only, args.steps)
 
-    model = build_unet(cfg.input_size, encoder_weights=cfg.encoder_weights)
+    model = model_from_config(cfg, cfg.encoder_weights)
     compile_model(model, cfg, cfg.learning_rate)
     x, y = next(it)
-    x, y = np.asarray(x), np.asarray(y)
+    x, y = np.asarray(x), {k: np.asarray(v) for k, v in y.items()}
     model.train_on_batch(x, y)  # trace once
 
     def fixed_batch(n):
@@ -66,7 +73,7 @@ def benchmark_input(args) -> dict:
     step_fixed = _timed(fixed_batch, args.steps)
     step_fed = _timed(fed, args.steps)
     return {
-        "photos": report.loaded,
+        "photos": arrays.report.loaded,
         "decode_once_seconds": round(decode_s, 2),
         "batch_size": cfg.batch_size,
         "pipeline_alone_ms_per_batch": round(per_batch_pipeline * 1e3, 1),

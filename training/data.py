@@ -1,31 +1,40 @@
 """Oxford-IIIT Pet: read the official layout (or tensorflow-datasets), split, cache, augment.
 
-Labels follow the seed: trimap value - 1 -> 0 pet, 1 background, 2 border. Every source yields the
-same `Sample` records, so the tf.data pipeline after them is one and the same.
+Labels follow the seed: trimap value - 1 -> 0 pet, 1 background, 2 border. Each photo also carries
+its species (0 cat, 1 dog) and breed (0..36 = official CLASS-ID - 1) from annotations/list.txt, or
+UNKNOWN (-1) when the list does not name it. Every source yields the same `Sample` records, so the
+tf.data pipeline after them is one and the same.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import itertools
 import logging
-import tempfile
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+import petseg_contract as contract
 from petseg_contract import photos
+from training import BREED, SEGMENTATION, SPECIES
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
 SYNTHETIC = "synthetic"
 TFDS = "tfds"
+T = TypeVar("T")
+R = TypeVar("R")
+UNKNOWN = -1  # species/breed of a photo the lists do not label; masked out of the classification loss
 
 
 @dataclass(frozen=True)
@@ -34,6 +43,8 @@ class Sample:
     image: np.ndarray  # uint8 [H, W, 3], RGB
     mask: np.ndarray  # uint8 [H, W], class indices
     part: str = "original"  # "original" or "resized" (the shared copy stores some photos at 299 px)
+    species: int = UNKNOWN  # 0 cat, 1 dog (petseg_contract.SPECIES_NAMES)
+    breed: int = UNKNOWN  # 0..36, official CLASS-ID - 1 (petseg_contract.BREEDS)
 
 
 @dataclass
@@ -90,6 +101,29 @@ def read_list(root: Path, name: str) -> list[str]:
     return stems
 
 
+def read_labels(root: Path) -> dict[str, tuple[int, int]]:
+    """Stem -> (species, breed) from the official annotations/list.txt; empty when there is none.
+
+    list.txt lines are `<stem> <CLASS-ID 1..37> <SPECIES 1 cat, 2 dog> <BREED ID>`; the breed index is
+    CLASS-ID - 1 (the order of petseg_contract.BREEDS) and the species index SPECIES - 1.
+    """
+    path = root / "annotations" / "list.txt"
+    if not path.exists():
+        return {}
+    labels = {}
+    for line in path.read_text().splitlines():
+        fields = line.split()
+        if len(fields) < 3 or line.startswith("#"):
+            continue
+        breed, species = int(fields[1]) - 1, int(fields[2]) - 1
+        if not (0 <= breed < len(contract.BREEDS) and 0 <= species < len(contract.SPECIES_NAMES)):
+            raise ValueError(
+                f"{path}: {fields[0]} has CLASS-ID {fields[1]} / SPECIES {fields[2]} out of range"
+            )
+        labels[fields[0]] = (species, breed)
+    return labels
+
+
 def read_parts(root: Path) -> dict[str, str]:
     """Stem -> "original"/"resized" from the shared copy's manifest.csv; empty when there is none."""
     manifest = root / "manifest.csv"
@@ -109,6 +143,9 @@ class DirectorySource:
                 f"{self.root}: not an Oxford-IIIT Pet layout (no annotations/trainval.txt)"
             )
         self.parts = read_parts(self.root)
+        self.labels = read_labels(self.root)
+        if not self.labels:
+            log.warning("%s: no annotations/list.txt, so no species/breed labels", self.root)
 
     def describe(self) -> str:
         return str(self.root.resolve())
@@ -117,17 +154,22 @@ class DirectorySource:
         return read_list(self.root, official_split)
 
     def load(self, stem: str, draft_size: int | None = None) -> Sample:
-        image = decode_photo(self.root / "images" / f"{stem}.jpg", draft_size)
+        image = decode_photo(self.photo_path(stem), draft_size)
         with Image.open(self.root / "annotations" / "trimaps" / f"{stem}.png") as t:
             mask = trimap_to_labels(np.asarray(t.convert("L")))
         if mask.shape != image.shape[:2] and not draft_size:
             raise ValueError(
                 f"photo {image.shape[1]}x{image.shape[0]} but trimap {mask.shape[1]}x{mask.shape[0]}"
             )
-        return Sample(stem, image, mask, self.parts.get(stem, "original"))
+        species, breed = self.labels.get(stem, (UNKNOWN, UNKNOWN))
+        return Sample(stem, image, mask, self.parts.get(stem, "original"), species, breed)
+
+    def photo_path(self, stem: str) -> Path:
+        """The photo file as released (what a user would upload)."""
+        return self.root / "images" / f"{stem}.jpg"
 
     def has_photo(self, stem: str) -> bool:
-        return (self.root / "images" / f"{stem}.jpg").exists()
+        return self.photo_path(stem).exists()
 
 
 def iter_samples(
@@ -156,21 +198,43 @@ def iter_samples(
     for stem in stems:
         (present if source.has_photo(stem) else report.missing).append(stem)
 
-    def load(stem):
+    def load(stem: str) -> Sample | str:
         try:
             return source.load(stem, draft_size)
         except Exception as e:  # a broken file is reported and skipped, never fatal
             return f"{type(e).__name__}: {e}"
 
+    for stem, result in zip(present, bounded_map(load, present, workers), strict=True):
+        if isinstance(result, str):
+            log.warning("skipping %s: %s", stem, result)
+            report.corrupt[stem] = result
+            continue
+        report.loaded += 1
+        report.parts[result.part] = report.parts.get(result.part, 0) + 1
+        yield result
+
+
+def bounded_map(fn: Callable[[T], R], items: Iterable[T], workers: int, ahead: int = 2) -> Iterator[R]:
+    """`fn` over `items` on `workers` threads, results in order, at most `workers * ahead` in flight.
+
+    Executor.map would submit every item at once: a whole split of decoded photos could pile up in
+    memory ahead of a slow consumer. Here a new item is submitted only as a result is taken, and
+    what is still queued is cancelled when the consumer stops early.
+    """
+    window: deque[Future[R]] = deque()
+    todo = iter(items)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for stem, result in zip(present, pool.map(load, present), strict=True):
-            if isinstance(result, str):
-                log.warning("skipping %s: %s", stem, result)
-                report.corrupt[stem] = result
-                continue
-            report.loaded += 1
-            report.parts[result.part] = report.parts.get(result.part, 0) + 1
-            yield result
+        try:
+            for item in itertools.islice(todo, workers * ahead):
+                window.append(pool.submit(fn, item))
+            while window:
+                result = window.popleft().result()
+                for item in itertools.islice(todo, 1):
+                    window.append(pool.submit(fn, item))
+                yield result
+        finally:
+            for future in window:
+                future.cancel()
 
 
 class TfdsSource:
@@ -182,6 +246,10 @@ class TfdsSource:
         self._builder = tfds.builder("oxford_iiit_pet", data_dir=data_dir)
         self._builder.download_and_prepare()
         self._cache: dict[str, dict[str, dict]] = {}
+        # Map tfds' class labels to the contract's order by name, not by trusting both orders agree.
+        features = self._builder.info.features
+        self._breed_index = [contract.BREED_KEYS.index(n) for n in features["label"].names]
+        self._species_index = [contract.SPECIES_NAMES.index(n.lower()) for n in features["species"].names]
 
     def describe(self) -> str:
         return f"tensorflow-datasets oxford_iiit_pet ({self._builder.data_dir})"
@@ -206,18 +274,22 @@ class TfdsSource:
         for recs in self._cache.values():
             if stem in recs:
                 ex = recs[stem]
-                return Sample(stem, ex["image"], trimap_to_labels(ex["segmentation_mask"][..., 0]))
+                return Sample(
+                    stem,
+                    ex["image"],
+                    trimap_to_labels(ex["segmentation_mask"][..., 0]),
+                    species=self._species_index[int(ex["species"])],
+                    breed=self._breed_index[int(ex["label"])],
+                )
         raise KeyError(stem)
 
 
 def open_source(data_dir: str, seed: int = 0):
     """`synthetic` (a tiny generated set), `tfds[:DIR]`, or a directory in the official layout."""
     if data_dir == SYNTHETIC:
-        from training.synthetic import write_synthetic_dataset
+        from training.synthetic import cached_synthetic_dataset
 
-        root = Path(tempfile.mkdtemp(prefix="petseg-synthetic-"))
-        write_synthetic_dataset(root, seed=seed)
-        return DirectorySource(root)
+        return DirectorySource(cached_synthetic_dataset(seed))
     if data_dir == TFDS or data_dir.startswith(TFDS + ":"):
         return TfdsSource(data_dir.partition(":")[2] or None)
     return DirectorySource(data_dir)
@@ -228,26 +300,59 @@ def resize_photo(image: np.ndarray, size: int) -> np.ndarray:
     return photos.model_input(Image.fromarray(image), size)
 
 
+def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
+    """Class indices to size x size, nearest-neighbour."""
+    return np.asarray(Image.fromarray(mask).resize((size, size), Image.Resampling.NEAREST))
+
+
 def resize_pair(sample: Sample, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Photo (bilinear) and mask (nearest-neighbour) to size x size."""
-    mask = np.asarray(Image.fromarray(sample.mask).resize((size, size), Image.Resampling.NEAREST))
-    return resize_photo(sample.image, size), mask
+    return resize_photo(sample.image, size), resize_mask(sample.mask, size)
 
 
-def load_arrays(
-    source, split: str, size: int, seed: int, val_fraction: float
-) -> tuple[np.ndarray, np.ndarray, list[str], LoadReport]:
-    """Decode a split once into size x size arrays (images uint8 [N,S,S,3], masks uint8 [N,S,S,1])."""
+@dataclass
+class SplitArrays:
+    """A split decoded once into model-sized arrays, with its labels and what was loaded."""
+
+    images: np.ndarray  # uint8 [N, S, S, 3]
+    masks: np.ndarray  # uint8 [N, S, S, 1], class indices
+    species: np.ndarray  # int32 [N], UNKNOWN where the lists do not label the photo
+    breeds: np.ndarray  # int32 [N], UNKNOWN likewise
+    stems: list[str]
+    report: LoadReport
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def targets(self, labels: bool = True) -> dict[str, np.ndarray]:
+        """The training targets keyed like the model's outputs; `labels=False` for segmentation only."""
+        targets = {SEGMENTATION: self.masks}
+        if labels:
+            targets.update({SPECIES: self.species, BREED: self.breeds})
+        return targets
+
+
+def load_arrays(source, split: str, size: int, seed: int, val_fraction: float) -> SplitArrays:
+    """Decode a split once into size x size arrays, with each photo's species and breed."""
     report = LoadReport(split)
-    images, masks, stems = [], [], []
+    images, masks, stems, species, breeds = [], [], [], [], []
     for s in iter_samples(source, split, seed, val_fraction, draft_size=size, report=report):
         img, m = resize_pair(s, size)
         images.append(img)
         masks.append(m[..., None])
         stems.append(s.stem)
+        species.append(s.species)
+        breeds.append(s.breed)
     if not images:
         raise ValueError(f"{source.describe()}: split {split!r} has no usable photos")
-    return np.stack(images), np.stack(masks), stems, report
+    return SplitArrays(
+        np.stack(images),
+        np.stack(masks),
+        np.asarray(species, np.int32),
+        np.asarray(breeds, np.int32),
+        stems,
+        report,
+    )
 
 
 def augment(image, mask, seed, output_size: int, crop: bool = True, jitter: bool = True):
@@ -285,25 +390,31 @@ def augment(image, mask, seed, output_size: int, crop: bool = True, jitter: bool
 
 
 def train_dataset(
-    images: np.ndarray, masks: np.ndarray, batch_size: int, input_size: int, seed: int, full: bool = True
+    arrays: SplitArrays, batch_size: int, input_size: int, seed: int, full: bool = True, labels: bool = True
 ) -> tf.data.Dataset:
-    """Cached arrays -> shuffled, augmented, batched, prefetched batches (decoding happened once, before)."""
-    n = len(images)
-    ds = tf.data.Dataset.from_tensor_slices((images, masks)).cache()
+    """Cached arrays -> shuffled, augmented, batched, prefetched (image, targets) batches.
+
+    Decoding happened once, before. Augmentation moves photo and mask together; species and breed
+    ride along unchanged. `labels=False` yields segmentation targets only (a model without heads).
+    """
+    n = len(arrays)
+    ds = tf.data.Dataset.from_tensor_slices((arrays.images, arrays.targets(labels))).cache()
     ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
     # A seeded stream of per-element seeds: different crops each epoch, the same ones every run.
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
     ds = tf.data.Dataset.zip((ds, seeds))
-    ds = ds.map(
-        lambda pair, s: augment(tf.cast(pair[0], tf.float32), pair[1], s, input_size, full, full),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
-    )
+
+    def augment_pair(pair, s):
+        image, targets = pair
+        image, mask = augment(tf.cast(image, tf.float32), targets[SEGMENTATION], s, input_size, full, full)
+        return image, {**targets, SEGMENTATION: mask}
+
+    ds = ds.map(augment_pair, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(batch_size, drop_remainder=n >= batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def eval_dataset(images: np.ndarray, masks: np.ndarray, batch_size: int) -> tf.data.Dataset:
+def eval_dataset(arrays: SplitArrays, batch_size: int, labels: bool = True) -> tf.data.Dataset:
     """Validation/test batches: no augmentation, float images in [0, 255] as the model expects."""
-    ds = tf.data.Dataset.from_tensor_slices((images, masks)).cache()
-    ds = ds.map(lambda i, m: (tf.cast(i, tf.float32), m), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = tf.data.Dataset.from_tensor_slices((arrays.images, arrays.targets(labels))).cache()
+    ds = ds.map(lambda i, t: (tf.cast(i, tf.float32), t), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -2,6 +2,8 @@
 
 models/<name>/<version>/saved_model.pb + variables/ + metadata.json. Signature `serving_default`:
 `images` uint8 [batch, S, S, 3] -> `probabilities` float32 [batch, S, S, 3]; normalisation inside.
+A model trained with the species/breed heads also returns `species_probabilities` float32 [batch, 2]
+and `breed_probabilities` float32 [batch, 37], and its metadata.json lists their class names.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ import tensorflow as tf
 import petseg_contract as contract
 from training import data as pet_data
 from training.config import TrainConfig
-from training.evaluate import SavedModelPredictor, evaluate_predictor
-from training.model import build_unet, predict_probabilities
+from training.evaluate import SavedModelPredictor, evaluate_predictor, served_source
+from training.model import has_heads, model_from_config, predict_outputs
 from training.train import BEST_WEIGHTS
 
 MAX_ABS_DIFF = 1e-4
@@ -48,7 +50,7 @@ def load_run_model(run_dir: Path) -> tuple[keras.Model, TrainConfig]:
         raise ExportError(
             f"{weights}: no best checkpoint in this run directory (did training finish an epoch?)"
         )
-    model = build_unet(cfg.input_size, encoder_weights=None, alpha=cfg.alpha, decoder_scale=cfg.decoder_scale)
+    model = model_from_config(cfg, encoder_weights=None)
     model.load_weights(weights)
     return model, cfg
 
@@ -68,15 +70,12 @@ class ServingModule(tf.Module):
         self.serve = tf.function(self._serve, input_signature=[spec])
 
     def _serve(self, images):
-        return {
-            contract.OUTPUT_NAME: predict_probabilities(
-                self.model, tf.cast(images, tf.float32), self.flip_tta
-            )
-        }
+        return predict_outputs(self.model, tf.cast(images, tf.float32), self.flip_tta)
 
 
 def write_savedmodel(model: keras.Model, input_size: int, output: Path, flip_tta: bool = False) -> None:
-    """uint8 photos in, softmax probabilities out; the float cast and [-1, 1] scaling live in the graph."""
+    """uint8 photos in, softmax probabilities (and species/breed ones) out; the float cast and [-1, 1]
+    scaling live in the graph."""
     module = ServingModule(model, input_size, flip_tta)
     tf.saved_model.save(module, str(output), signatures={contract.SIGNATURE_NAME: module.serve})
 
@@ -84,15 +83,40 @@ def write_savedmodel(model: keras.Model, input_size: int, output: Path, flip_tta
 def check_roundtrip(
     model: keras.Model, predictor: SavedModelPredictor, images: np.ndarray, flip_tta: bool = False
 ) -> float:
-    """Max |SavedModel - Keras| on a batch; raises when it exceeds MAX_ABS_DIFF."""
-    expected = predict_probabilities(model, images.astype(np.float32), flip_tta).numpy()
+    """Max |SavedModel - Keras| over every output on a batch; raises when an output is missing, has
+    another shape, or differs by more than MAX_ABS_DIFF."""
+    expected = {k: v.numpy() for k, v in predict_outputs(model, images.astype(np.float32), flip_tta).items()}
     got = predictor(images)
-    diff = float(np.max(np.abs(expected - got)))
-    if got.shape != expected.shape or not diff <= MAX_ABS_DIFF:
+    if set(got) != set(expected):
+        raise ExportError(
+            f"SavedModel outputs {sorted(got)} differ from the Keras model's {sorted(expected)}"
+        )
+    diff = 0.0
+    for name, want in expected.items():
+        if got[name].shape != want.shape:
+            raise ExportError(
+                f"SavedModel output {name} is {got[name].shape}, the Keras model's {want.shape}"
+            )
+        diff = max(diff, float(np.max(np.abs(want - got[name]))))
+    if not diff <= MAX_ABS_DIFF:
         raise ExportError(
             f"SavedModel output differs from the Keras model: max abs diff {diff:.3g} > {MAX_ABS_DIFF}"
         )
     return diff
+
+
+def signature_outputs(input_size: int, heads: bool) -> dict:
+    """metadata.json's description of the signature's outputs."""
+    outputs = {
+        contract.OUTPUT_NAME: {
+            "dtype": "float32",
+            "shape": [None, input_size, input_size, contract.NUM_CLASSES],
+        }
+    }
+    if heads:
+        outputs[contract.SPECIES_OUTPUT] = {"dtype": "float32", "shape": [None, len(contract.SPECIES_NAMES)]}
+        outputs[contract.BREED_OUTPUT] = {"dtype": "float32", "shape": [None, len(contract.BREEDS)]}
+    return outputs
 
 
 def library_versions() -> dict:
@@ -112,8 +136,13 @@ def export(
     data_dir: str | None = None,
     overwrite: bool = False,
     flip_tta: bool = False,
+    scoring: str = "resized",
 ) -> dict:
-    """Write the SavedModel and metadata.json, verify the round trip, evaluate on held-out splits."""
+    """Write the SavedModel and metadata.json, verify the round trip, evaluate on held-out splits.
+
+    `scoring` is how the held-out photos are scored (training.evaluate.SCORINGS; "as-served" needs
+    a photo directory); metadata.json records it beside the metrics.
+    """
     run_dir, output = Path(run_dir), Path(output)
     name, version = parse_output(output)
     if output.exists():
@@ -125,6 +154,7 @@ def export(
     model, cfg = load_run_model(run_dir)
     data_dir = data_dir or cfg.data_dir
     source = pet_data.open_source(data_dir, cfg.seed)
+    served_from = served_source(source, scoring)
     val_samples = pet_data.iter_samples(source, "validation", cfg.seed, cfg.val_fraction)
     # Decode the whole validation split only when it is scored; the round-trip check needs 8 photos.
     val = list(val_samples) if "validation" in evaluate_splits else list(itertools.islice(val_samples, 8))
@@ -138,12 +168,12 @@ def export(
         diff = check_roundtrip(model, predictor, check_batch, flip_tta)
         metrics = {}
         for split in evaluate_splits:
-            samples = (
+            scored = (
                 val
                 if split == "validation"
                 else pet_data.iter_samples(source, split, cfg.seed, cfg.val_fraction)
             )
-            metrics[split] = evaluate_predictor(predictor, cfg.input_size, samples)
+            metrics[split] = evaluate_predictor(predictor, cfg.input_size, scored, served_from=served_from)
         run_data = json.loads((run_dir / "data.json").read_text()) if (run_dir / "data.json").exists() else {}
         run_data.pop("validation_stems", None)
         metadata = {
@@ -159,18 +189,15 @@ def export(
                         "shape": [None, cfg.input_size, cfg.input_size, 3],
                     }
                 },
-                "outputs": {
-                    contract.OUTPUT_NAME: {
-                        "dtype": "float32",
-                        "shape": [None, cfg.input_size, cfg.input_size, contract.NUM_CLASSES],
-                    }
-                },
+                "outputs": signature_outputs(cfg.input_size, has_heads(model)),
             },
             "preprocessing": "whole photo resized to input_size x input_size (bilinear), RGB uint8; "
             "scaling to [-1, 1] is inside the graph",
             "test_time_flip": flip_tta,
             "classes": contract.classes_metadata(),
+            **(contract.labels_metadata() if has_heads(model) else {}),
             "metrics": metrics,
+            "metrics_scoring": scoring,
             "training": dataclasses.asdict(cfg),
             "data": run_data,
             "export_check": {"max_abs_diff": diff, "tolerance": MAX_ABS_DIFF},

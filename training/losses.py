@@ -37,3 +37,23 @@ def soft_dice_loss(labels, logits, num_classes: int):
     denom = ops.sum(probs + onehot, axis=(1, 2))
     dice = (2.0 * inter + 1.0) / (denom + 1.0)
     return 1.0 - ops.mean(dice, axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="petseg")
+class MaskedSparseCrossEntropy(keras.losses.Loss):
+    """Cross-entropy from logits of whole-photo labels (species, breed), over labelled photos only.
+
+    A label < 0 (unknown: the lists do not name the photo) contributes nothing. Each photo's value is
+    rescaled by batch size / labelled photos, so Keras' mean over the batch is the mean over the
+    labelled photos (0 when none is labelled), whatever share of a batch is unlabelled.
+    """
+
+    def __init__(self, name: str = "masked_sparse_crossentropy", **kw):
+        super().__init__(name=name, **kw)
+
+    def call(self, y_true, y_pred):
+        labels = ops.cast(ops.reshape(y_true, (-1,)), "int32")
+        known = ops.cast(labels >= 0, y_pred.dtype)
+        ce = keras.losses.sparse_categorical_crossentropy(ops.maximum(labels, 0), y_pred, from_logits=True)
+        batch = ops.cast(ops.shape(labels)[0], y_pred.dtype)
+        return ce * known * batch / ops.maximum(ops.sum(known), 1.0)

@@ -103,6 +103,30 @@ class ConfusionScore(keras.metrics.Metric):
         return {**super().get_config(), "score": self.score, "num_classes": self.num_classes}
 
 
+class LabelAccuracy(keras.metrics.Metric):
+    """Accuracy of a whole-photo label (species or breed) over labelled photos; unknown (< 0) ones are
+    skipped, so an unlabelled photo neither helps nor hurts."""
+
+    def __init__(self, name: str = "accuracy", **kw):
+        super().__init__(name=name, **kw)
+        self.correct = self.add_variable(shape=(), initializer="zeros", dtype="float64", name="correct")
+        self.count = self.add_variable(shape=(), initializer="zeros", dtype="float64", name="count")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        t = ops.reshape(ops.cast(y_true, "int32"), (-1,))
+        p = ops.cast(ops.argmax(y_pred, axis=-1), "int32")
+        known = t >= 0
+        self.correct.assign(self.correct + ops.sum(ops.cast(ops.logical_and(known, p == t), "float64")))
+        self.count.assign(self.count + ops.sum(ops.cast(known, "float64")))
+
+    def result(self):
+        return _safe_div(self.correct, self.count)
+
+    def reset_state(self):
+        self.correct.assign(0.0)
+        self.count.assign(0.0)
+
+
 def training_metrics() -> list[keras.metrics.Metric]:
     """The metrics compiled into every training run (logged per epoch, train and validation)."""
     return [

@@ -1,4 +1,9 @@
-"""The U-Net: ImageNet MobileNetV2 encoder tapped at the seed's layers, transposed-convolution decoder."""
+"""The U-Net: ImageNet MobileNetV2 encoder tapped at the seed's layers, transposed-convolution decoder.
+
+With `heads="species-breed"` the same encoder also feeds a small classification head (global average
+pooling -> dropout -> dense 2 and dense 37) on its deepest feature, trained jointly with the masks.
+The model returns a dict of logits keyed SEGMENTATION (and SPECIES, BREED with the heads).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,8 @@ from pathlib import Path
 import keras
 from keras import layers
 
-from training import NUM_CLASSES
+import petseg_contract as contract
+from training import BREED, NUM_CLASSES, SEGMENTATION, SPECIES
 
 # The seed's skip taps, from 1/2 down to 1/32 of the input size.
 SKIP_LAYERS = (
@@ -17,8 +23,20 @@ SKIP_LAYERS = (
     "block_13_expand_relu",  # 8x8
     "block_16_project",  # 4x4
 )
+# MobileNetV2's last feature (1280 channels at 1/32): what its own ImageNet classifier reads, so the
+# richest summary of the photo the encoder has for species and breed.
+HEAD_FEATURE_LAYER = "out_relu"
 DECODER_FILTERS = (512, 256, 128, 64)
+LIGHT_DECODER_CHANNELS = 96
 ENCODER_NAME = "encoder"
+HEADS = ("none", "species-breed")
+DECODERS = ("pix2pix", "light")
+# Keras output key -> the exported signature's output name (petseg_contract).
+CONTRACT_OUTPUTS = {
+    SEGMENTATION: contract.OUTPUT_NAME,
+    SPECIES: contract.SPECIES_OUTPUT,
+    BREED: contract.BREED_OUTPUT,
+}
 
 
 def upsample_block(filters: int, name: str) -> keras.Sequential:
@@ -33,6 +51,51 @@ def upsample_block(filters: int, name: str) -> keras.Sequential:
     )
 
 
+def conv_bn_relu(x, layer: layers.Layer, name: str):
+    """`layer` (a convolution without bias) -> batch norm -> ReLU."""
+    x = layer(x)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    return layers.ReLU(name=f"{name}_relu")(x)
+
+
+def pix2pix_decoder(skips: list, num_classes: int, scale: float = 1.0):
+    """The seed's decoder: 3x3 transposed convolutions (512/256/128/64) on concatenated skips."""
+    x = skips[-1]
+    for i, (filters, skip) in enumerate(zip(DECODER_FILTERS, reversed(skips[:-1]), strict=True)):
+        x = upsample_block(max(8, int(filters * scale)), name=f"up{i + 1}")(x)
+        x = layers.Concatenate(name=f"skip{i + 1}")([x, skip])
+    # float32 even under a mixed-precision policy: softmax and loss need its range and precision.
+    return layers.Conv2DTranspose(num_classes, 3, strides=2, padding="same", name="logits", dtype="float32")(
+        x
+    )
+
+
+def light_decoder(skips: list, num_classes: int, scale: float = 1.0):
+    """A light U-Net decoder (FPN-like): about a third of the seed's decoder's compute at the same size.
+
+    Every skip is reduced by a 1x1 convolution to 96 channels; from the deepest up, the running
+    feature is upsampled bilinearly x2, added to the next reduced skip and refined by one
+    depthwise-separable 3x3. Logits come at 1/2 of the input and are upsampled bilinearly to it.
+    Adding (not concatenating) keeps the 1/2-resolution level, the costliest, at 96 channels.
+    """
+    channels = max(8, int(LIGHT_DECODER_CHANNELS * scale))
+    depth = len(skips)
+    x = conv_bn_relu(skips[-1], layers.Conv2D(channels, 1, use_bias=False, name="reduce5"), "reduce5")
+    for level, skip in zip(range(depth - 1, 0, -1), reversed(skips[:-1]), strict=True):
+        x = layers.UpSampling2D(2, interpolation="bilinear", name=f"up{level}")(x)
+        lateral = conv_bn_relu(
+            skip, layers.Conv2D(channels, 1, use_bias=False, name=f"reduce{level}"), f"reduce{level}"
+        )
+        x = layers.Add(name=f"merge{level}")([x, lateral])
+        x = conv_bn_relu(
+            x,
+            layers.SeparableConv2D(channels, 3, padding="same", use_bias=False, name=f"refine{level}"),
+            f"refine{level}",
+        )
+    x = layers.Conv2D(num_classes, 1, name="class_conv", dtype="float32")(x)
+    return layers.UpSampling2D(2, interpolation="bilinear", name="logits", dtype="float32")(x)
+
+
 def resolve_encoder_weights(encoder_weights: str | None) -> str | None:
     """`imagenet` (Keras download), a path to a .weights.h5 file, or None/"none" (random init)."""
     if encoder_weights in (None, "", "none"):
@@ -45,8 +108,11 @@ def resolve_encoder_weights(encoder_weights: str | None) -> str | None:
     return str(path)
 
 
-def build_encoder(input_size: int, encoder_weights: str | None, alpha: float = 1.0) -> keras.Model:
-    """MobileNetV2 feature extractor returning the five skip tensors."""
+def build_encoder(
+    input_size: int, encoder_weights: str | None, alpha: float = 1.0, head_feature: bool = False
+) -> keras.Model:
+    """MobileNetV2 feature extractor returning the five skip tensors (and, with `head_feature`, a 6th:
+    the deepest feature, for the classification heads)."""
     weights = resolve_encoder_weights(encoder_weights)
     base = keras.applications.MobileNetV2(
         input_shape=(input_size, input_size, 3),
@@ -56,8 +122,19 @@ def build_encoder(input_size: int, encoder_weights: str | None, alpha: float = 1
     )
     if weights not in (None, "imagenet"):
         base.load_weights(weights)
-    outputs = [base.get_layer(n).output for n in SKIP_LAYERS]
+    names = SKIP_LAYERS + ((HEAD_FEATURE_LAYER,) if head_feature else ())
+    outputs = [base.get_layer(n).output for n in names]
     return keras.Model(base.input, outputs, name=ENCODER_NAME)
+
+
+def classification_heads(feature, dropout: float = 0.2) -> dict:
+    """Species (2) and breed (37) logits of the whole photo from one encoder feature map."""
+    x = layers.GlobalAveragePooling2D(name="head_pool")(feature)
+    x = layers.Dropout(dropout, name="head_dropout")(x)
+    return {
+        SPECIES: layers.Dense(len(contract.SPECIES_NAMES), name="species_logits", dtype="float32")(x),
+        BREED: layers.Dense(len(contract.BREEDS), name="breed_logits", dtype="float32")(x),
+    }
 
 
 def build_unet(
@@ -66,38 +143,73 @@ def build_unet(
     encoder_weights: str | None = None,
     alpha: float = 1.0,
     decoder_scale: float = 1.0,
+    heads: str = "species-breed",
+    decoder: str = "pix2pix",
+    head_dropout: float = 0.2,
 ) -> keras.Model:
-    """U-Net taking float RGB in [0, 255] and returning per-pixel class logits.
+    """U-Net taking float RGB in [0, 255] and returning a dict of logits.
 
-    The [-1, 1] scaling MobileNetV2 expects lives inside the model (the seed fed [0, 1]: a bug), so
-    training, evaluation and the exported SavedModel cannot disagree about it. `alpha` and
-    `decoder_scale` shrink the network for tests; the release model uses 1.0 for both.
+    SEGMENTATION: per-pixel class logits [N, S, S, classes]; with `heads="species-breed"` also
+    SPECIES [N, 2] and BREED [N, 37] logits. The [-1, 1] scaling MobileNetV2 expects lives inside the
+    model (the seed fed [0, 1]: a bug), so training, evaluation and the exported SavedModel cannot
+    disagree about it. `decoder` is "pix2pix" (the seed's) or "light". `alpha` and `decoder_scale`
+    shrink the network for tests; the release model uses 1.0 for both.
     """
+    if heads not in HEADS:
+        raise ValueError(f"heads must be one of {HEADS}, not {heads!r}")
+    with_heads = heads == "species-breed"
     inputs = keras.Input((input_size, input_size, 3), name="image")
     x = layers.Rescaling(1 / 127.5, offset=-1.0, name="to_minus1_1")(inputs)
-    encoder = build_encoder(input_size, encoder_weights, alpha)
+    encoder = build_encoder(input_size, encoder_weights, alpha, head_feature=with_heads)
     encoder.trainable = False
     # training=False keeps the encoder's batch-norm statistics frozen, also after unfreezing its weights.
-    skips = encoder(x, training=False)
-    x = skips[-1]
-    for i, (filters, skip) in enumerate(zip(DECODER_FILTERS, reversed(skips[:-1]), strict=True)):
-        x = upsample_block(max(8, int(filters * decoder_scale)), name=f"up{i + 1}")(x)
-        x = layers.Concatenate(name=f"skip{i + 1}")([x, skip])
-    # float32 even under a mixed-precision policy: softmax and loss need its range and precision.
-    logits = layers.Conv2DTranspose(
-        num_classes, 3, strides=2, padding="same", name="logits", dtype="float32"
-    )(x)
-    return keras.Model(inputs, logits, name="pet_unet")
+    features = encoder(x, training=False)
+    skips = list(features[: len(SKIP_LAYERS)])
+    decoders = {"pix2pix": pix2pix_decoder, "light": light_decoder}
+    if decoder not in decoders:
+        raise ValueError(f"decoder must be one of {tuple(decoders)}, not {decoder!r}")
+    outputs = {SEGMENTATION: decoders[decoder](skips, num_classes, decoder_scale)}
+    if with_heads:
+        outputs.update(classification_heads(features[-1], head_dropout))
+    return keras.Model(inputs, outputs, name="pet_unet")
 
 
-def predict_probabilities(model: keras.Model, images, flip_tta: bool = False):
-    """Softmax probabilities; with `flip_tta`, averaged with those of the mirrored photo (test-time flip)."""
+def has_heads(model: keras.Model) -> bool:
+    """Whether the model also predicts species and breed."""
+    return isinstance(model.output, dict) and SPECIES in model.output
+
+
+def model_from_config(cfg, encoder_weights: str | None) -> keras.Model:
+    """The network a TrainConfig describes, its encoder initialised from `encoder_weights` (training
+    passes the config's; an export passes None, as the run's checkpoint replaces every weight)."""
+    return build_unet(
+        cfg.input_size,
+        encoder_weights=encoder_weights,
+        alpha=cfg.alpha,
+        decoder_scale=cfg.decoder_scale,
+        heads=cfg.heads,
+        decoder=cfg.decoder,
+        head_dropout=cfg.head_dropout,
+    )
+
+
+def predict_outputs(model: keras.Model, images, flip_tta: bool = False) -> dict:
+    """Softmax probabilities keyed by the contract's output names (probabilities, and species/breed).
+
+    With `flip_tta`, each is averaged with that of the mirrored photo (test-time flip); the per-pixel
+    probabilities of the mirrored photo are mirrored back first.
+    """
     import tensorflow as tf
 
-    probs = tf.nn.softmax(model(images, training=False), axis=-1)
+    outputs = model(images, training=False)
+    probs = {CONTRACT_OUTPUTS[k]: tf.nn.softmax(v, axis=-1) for k, v in outputs.items()}
     if flip_tta:
-        mirrored = tf.nn.softmax(model(tf.reverse(images, axis=[2]), training=False), axis=-1)
-        probs = 0.5 * (probs + tf.reverse(mirrored, axis=[2]))
+        mirrored = model(tf.reverse(images, axis=[2]), training=False)
+        for key, logits in mirrored.items():
+            p = tf.nn.softmax(logits, axis=-1)
+            if key == SEGMENTATION:
+                p = tf.reverse(p, axis=[2])
+            probs[CONTRACT_OUTPUTS[key]] = 0.5 * (probs[CONTRACT_OUTPUTS[key]] + p)
     return probs
 
 

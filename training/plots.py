@@ -13,7 +13,17 @@ import numpy as np
 
 from training import CLASS_COLORS
 
-CURVES = ("loss", "mean_iou", "foreground_iou", "iou_border", "pixel_accuracy")
+CURVES = (
+    "loss",
+    "mean_iou",
+    "foreground_iou",
+    "iou_border",
+    "pixel_accuracy",
+    "species_accuracy",
+    "breed_accuracy",
+)
+# A model with the species/breed heads logs its segmentation metrics as "segmentation_<name>".
+PREFIXES = ("", "segmentation_")
 
 
 def colorize(mask: np.ndarray) -> np.ndarray:
@@ -26,13 +36,13 @@ def plot_history(history_csv: Path, out: Path) -> Path:
     with Path(history_csv).open() as f:
         rows = list(csv.DictReader(f))
     epochs = [int(r["epoch"]) + 1 for r in rows]
-    names = [n for n in CURVES if rows and n in rows[0]]
-    fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.2), squeeze=False)
-    for ax, name in zip(axes[0], names, strict=True):
+    columns = [p + n for n in CURVES for p in PREFIXES if rows and p + n in rows[0]]
+    fig, axes = plt.subplots(1, len(columns), figsize=(4 * len(columns), 3.2), squeeze=False)
+    for ax, name in zip(axes[0], columns, strict=True):
         ax.plot(epochs, [float(r[name]) for r in rows], label="train")
         if f"val_{name}" in rows[0]:
             ax.plot(epochs, [float(r[f"val_{name}"]) for r in rows], label="validation")
-        ax.set_title(name)
+        ax.set_title(name.removeprefix("segmentation_"))
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
     axes[0][0].legend()

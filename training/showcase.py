@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+import petseg_contract as contract
 from training import plots
 from training.data import resize_photo
 from training.evaluate import SavedModelPredictor, upsample_argmax
@@ -31,7 +32,8 @@ def showcase(model_dir: str | Path, out_dir: str | Path) -> dict:
     for name in PHOTOS:
         photo = np.asarray(Image.fromarray(getattr(skimage.data, name)()).convert("RGB"))
         small = resize_photo(photo, s)
-        mask = upsample_argmax(predictor(small[None])[0], *photo.shape[:2])
+        outputs = predictor(small[None])
+        mask = upsample_argmax(outputs[contract.OUTPUT_NAME][0], *photo.shape[:2])
         fractions = np.bincount(mask.ravel(), minlength=3) / mask.size
         results[name] = {
             "size": [photo.shape[1], photo.shape[0]],
@@ -39,6 +41,16 @@ def showcase(model_dir: str | Path, out_dir: str | Path) -> dict:
             "background": round(float(fractions[1]), 4),
             "border": round(float(fractions[2]), 4),
         }
+        if contract.BREED_OUTPUT in outputs:  # what the heads think the photo shows, pet or not
+            species = outputs[contract.SPECIES_OUTPUT][0]
+            breed = outputs[contract.BREED_OUTPUT][0]
+            results[name]["species"] = {
+                n: round(float(p), 4) for n, p in zip(contract.SPECIES_NAMES, species, strict=True)
+            }
+            results[name]["top_breed"] = {
+                "name": contract.BREED_NAMES[int(breed.argmax())],
+                "probability": round(float(breed.max()), 4),
+            }
         photos.append(photo)
         masks.append(mask)
     overlays = [

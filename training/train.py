@@ -18,19 +18,26 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from training import BREED, SEGMENTATION, SPECIES, distribute
 from training import data as pet_data
-from training import distribute
 from training.config import TrainConfig
-from training.losses import SegmentationLoss
-from training.metrics import training_metrics
-from training.model import build_unet, set_encoder_trainable
+from training.losses import MaskedSparseCrossEntropy, SegmentationLoss
+from training.metrics import LabelAccuracy, training_metrics
+from training.model import has_heads, model_from_config, set_encoder_trainable
 
 log = logging.getLogger(__name__)
 
 BEST_WEIGHTS = "best.weights.h5"
 HISTORY = "history.csv"
 STATE = "state.json"
-MONITOR = "val_mean_iou"
+
+
+def monitor_name(cfg: TrainConfig) -> str:
+    """The validation score checkpoints and early stopping follow: segmentation mean IoU.
+
+    Keras prefixes a metric with its output's key once a model has several outputs.
+    """
+    return f"val_{SEGMENTATION}_mean_iou" if cfg.heads != "none" else "val_mean_iou"
 
 
 class EpochTiming(keras.callbacks.Callback):
@@ -60,23 +67,34 @@ class EpochTiming(keras.callbacks.Callback):
 
 
 def compile_model(model: keras.Model, cfg: TrainConfig, learning_rate: float) -> None:
+    """Adam on the segmentation loss, plus (with the heads) the species and breed cross-entropies
+    weighted by `species_weight` and `breed_weight`; unlabelled photos are masked out of those."""
+    loss: dict = {SEGMENTATION: SegmentationLoss(dice_weight=cfg.dice_weight)}
+    weights = {SEGMENTATION: 1.0}
+    metrics: dict = {SEGMENTATION: training_metrics()}
+    if has_heads(model):
+        for key, weight in ((SPECIES, cfg.species_weight), (BREED, cfg.breed_weight)):
+            loss[key] = MaskedSparseCrossEntropy(name=f"{key}_crossentropy")
+            weights[key] = weight
+            metrics[key] = [LabelAccuracy()]
     model.compile(
         optimizer=keras.optimizers.Adam(
             distribute.scaled_learning_rate(learning_rate, cfg.replicas_in_sync, cfg.scale_learning_rate)
         ),
-        loss=SegmentationLoss(dice_weight=cfg.dice_weight),
-        metrics=training_metrics(),
+        loss=loss,
+        loss_weights=weights,
+        metrics=metrics,
         jit_compile=False,
     )
 
 
-def best_so_far(run_dir: Path) -> float | None:
+def best_so_far(run_dir: Path, monitor: str) -> float | None:
     """Best validation score already logged, so a resumed run doesn't overwrite a better checkpoint."""
     path = run_dir / HISTORY
     if not path.exists():
         return None
     with path.open() as f:
-        values = [float(r[MONITOR]) for r in csv.DictReader(f) if r.get(MONITOR)]
+        values = [float(r[monitor]) for r in csv.DictReader(f) if r.get(monitor)]
     return max(values) if values else None
 
 
@@ -86,17 +104,18 @@ def logged_epochs(run_dir: Path) -> int:
 
 
 def callbacks(run_dir: Path, cfg: TrainConfig, phase: str, images_per_epoch: int) -> list:
+    monitor = monitor_name(cfg)
     return [
         keras.callbacks.BackupAndRestore(str(run_dir / f"backup-{phase}")),
         keras.callbacks.ModelCheckpoint(
             str(run_dir / BEST_WEIGHTS),
-            monitor=MONITOR,
+            monitor=monitor,
             mode="max",
             save_best_only=True,
             save_weights_only=True,
-            initial_value_threshold=best_so_far(run_dir),
+            initial_value_threshold=best_so_far(run_dir, monitor),
         ),
-        keras.callbacks.EarlyStopping(monitor=MONITOR, mode="max", patience=cfg.patience),
+        keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=cfg.patience),
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=3, min_lr=1e-6),
         keras.callbacks.CSVLogger(str(run_dir / HISTORY), append=True),
         EpochTiming(
@@ -110,16 +129,21 @@ def callbacks(run_dir: Path, cfg: TrainConfig, phase: str, images_per_epoch: int
 
 
 def prepare_run(cfg: TrainConfig) -> TrainConfig:
-    """Create the run directory, or resume one: an existing config.json wins over new arguments."""
+    """Create the run directory, or resume one: an existing config.json wins over new arguments.
+
+    Raises ConfigError (before anything is written or decoded) for a configuration that cannot train.
+    """
     run_dir = Path(cfg.run_dir)
     if (run_dir / "config.json").exists():
         saved = TrainConfig.load(run_dir)
         saved.run_dir = str(run_dir)
         for name in distribute.RUNTIME_FIELDS:  # how this invocation runs comes from its command line
             setattr(saved, name, getattr(cfg, name))
+        saved.validate()
         saved.save(run_dir)
         log.info("resuming run in %s with its recorded configuration", run_dir)
         return saved
+    cfg.validate()
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg.save(run_dir)
     return cfg
@@ -130,30 +154,37 @@ def load_training_data(cfg: TrainConfig):
     source = pet_data.open_source(cfg.data_dir, cfg.seed)
     cache_size = round(cfg.input_size * cfg.cache_scale) if cfg.augment == "full" else cfg.input_size
     t0 = time.perf_counter()
-    tr_img, tr_mask, tr_stems, tr_report = pet_data.load_arrays(
-        source, "train", cache_size, cfg.seed, cfg.val_fraction
-    )
-    va_img, va_mask, va_stems, va_report = pet_data.load_arrays(
-        source, "validation", cfg.input_size, cfg.seed, cfg.val_fraction
-    )
+    train = pet_data.load_arrays(source, "train", cache_size, cfg.seed, cfg.val_fraction)
+    val = pet_data.load_arrays(source, "validation", cfg.input_size, cfg.seed, cfg.val_fraction)
     decode_s = time.perf_counter() - t0
-    overlap = set(tr_stems) & set(va_stems)
+    overlap = set(train.stems) & set(val.stems)
     if overlap:  # cannot happen with is_validation; guard the invariant the metrics rely on
         raise RuntimeError(f"train/validation overlap: {sorted(overlap)[:5]}")
     info = {
         "source": source.describe(),
         "decode_seconds": round(decode_s, 1),
-        "splits": {"train": tr_report.to_json(), "validation": va_report.to_json()},
-        "validation_stems": va_stems,
+        "splits": {"train": train.report.to_json(), "validation": val.report.to_json()},
+        # Photos the lists give a species and breed; the others are masked out of the heads' loss.
+        "labelled": {"train": int((train.breeds >= 0).sum()), "validation": int((val.breeds >= 0).sum())},
+        "validation_stems": val.stems,
     }
+    labels = cfg.heads != "none"
     train_ds = pet_data.train_dataset(
-        tr_img, tr_mask, cfg.batch_size, cfg.input_size, cfg.seed, full=cfg.augment == "full"
+        train, cfg.batch_size, cfg.input_size, cfg.seed, full=cfg.augment == "full", labels=labels
     )
-    val_batch, monitored = distribute.eval_batching(cfg.batch_size, len(va_img), cfg.replicas_in_sync or 1)
+    val_batch, monitored = distribute.eval_batching(cfg.batch_size, len(val), cfg.replicas_in_sync or 1)
     info["validation_photos_monitored"] = monitored  # what val_* in history.csv scored; export scores all
-    val_ds = pet_data.eval_dataset(va_img[:monitored], va_mask[:monitored], val_batch)
+    scored = dataclasses.replace(
+        val,
+        images=val.images[:monitored],
+        masks=val.masks[:monitored],
+        species=val.species[:monitored],
+        breeds=val.breeds[:monitored],
+        stems=val.stems[:monitored],
+    )
+    val_ds = pet_data.eval_dataset(scored, val_batch, labels=labels)
     train_ds, val_ds = distribute.shard_by_data(train_ds), distribute.shard_by_data(val_ds)
-    return train_ds, val_ds, (va_img, va_mask, va_stems), info, len(tr_img)
+    return train_ds, val_ds, val, info, len(train)
 
 
 def train(cfg: TrainConfig) -> dict:
@@ -180,7 +211,7 @@ def train_phases(cfg: TrainConfig) -> dict:
     cfg = prepare_run(cfg)
     run_dir = Path(cfg.run_dir)
     keras.utils.set_random_seed(cfg.seed)
-    train_ds, val_ds, val_arrays, info, n_train = load_training_data(cfg)
+    train_ds, val_ds, val, info, n_train = load_training_data(cfg)
     (run_dir / "data.json").write_text(json.dumps(info, indent=1) + "\n")
     log.info("data: %s", {k: v["loaded"] for k, v in info["splits"].items()})
     steps = cfg.steps_per_epoch
@@ -190,9 +221,7 @@ def train_phases(cfg: TrainConfig) -> dict:
     verbose = 1 if sys.stdout.isatty() else 2
     state = json.loads((run_dir / STATE).read_text()) if (run_dir / STATE).exists() else {}
 
-    model = build_unet(
-        cfg.input_size, encoder_weights=cfg.encoder_weights, alpha=cfg.alpha, decoder_scale=cfg.decoder_scale
-    )
+    model = model_from_config(cfg, cfg.encoder_weights)
     if cfg.init_weights:
         # The network is fully convolutional, so weights trained at one input size load at another:
         # a cheap way to fine-tune a 128 px run at a larger size (progressive resizing).
@@ -240,10 +269,9 @@ def train_phases(cfg: TrainConfig) -> dict:
     from training import plots
 
     plots.plot_history(run_dir / HISTORY, run_dir / "curves.png")
-    va_img, va_mask, va_stems = val_arrays
-    k = min(6, len(va_img))
-    probs = model.predict(va_img[:k].astype(np.float32), verbose=0)
+    k = min(6, len(val))
+    logits = model.predict(val.images[:k].astype(np.float32), verbose=0)[SEGMENTATION]
     plots.plot_predictions(
-        va_img[:k], va_mask[:k, ..., 0], probs.argmax(-1), va_stems[:k], run_dir / "predictions.png"
+        val.images[:k], val.masks[:k, ..., 0], logits.argmax(-1), val.stems[:k], run_dir / "predictions.png"
     )
     return best

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import io
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
 
-from petseg_contract import photos
+from petseg_contract import BREED_KEYS, BREED_SPECIES, photos
+from training import BREED, SEGMENTATION, SPECIES
 from training import data as pet_data
-from training.synthetic import CORRUPT_STEM, MISSING_STEM, PNG_AS_JPG_STEM
+from training.synthetic import CORRUPT_STEM, MISSING_STEM, PNG_AS_JPG_STEM, UNLABELLED_STEM
+
+REAL_LIST = Path(__file__).resolve().parents[3] / "shared/data/oxford-iiit-pet/annotations/list.txt"
 
 
 @pytest.fixture(scope="module")
@@ -115,8 +121,81 @@ def test_augmentation_is_reproducible_for_a_seed():
 
 
 def test_train_dataset_batches_have_model_shapes(source):
-    img, mask, stems, report = pet_data.load_arrays(source, "train", 40, 0, 0.2)
-    assert len(stems) == report.loaded == len(img)
-    batch = next(iter(pet_data.train_dataset(img, mask, 4, 32, seed=0)))
-    assert batch[0].shape == (4, 32, 32, 3) and batch[0].dtype == tf.float32
-    assert batch[1].shape == (4, 32, 32, 1) and batch[1].dtype == tf.uint8
+    arrays = pet_data.load_arrays(source, "train", 40, 0, 0.2)
+    assert len(arrays.stems) == arrays.report.loaded == len(arrays)
+    images, targets = next(iter(pet_data.train_dataset(arrays, 4, 32, seed=0)))
+    assert images.shape == (4, 32, 32, 3) and images.dtype == tf.float32
+    assert targets[SEGMENTATION].shape == (4, 32, 32, 1) and targets[SEGMENTATION].dtype == tf.uint8
+    assert targets[SPECIES].shape == (4,) and targets[BREED].shape == (4,)
+
+
+def test_a_dataset_without_labels_yields_segmentation_targets_only(source):
+    arrays = pet_data.load_arrays(source, "validation", 32, 0, 0.2)
+    _, targets = next(iter(pet_data.eval_dataset(arrays, 4, labels=False)))
+    assert set(targets) == {SEGMENTATION}
+
+
+def test_species_and_breed_follow_list_txt(source):
+    arrays = pet_data.load_arrays(source, "train", 32, 0, 0.2)
+    lines = (source.root / "annotations" / "list.txt").read_text().splitlines()
+    listed = {
+        f[0]: (int(f[2]) - 1, int(f[1]) - 1) for f in (line.split() for line in lines if line[0] != "#")
+    }
+    for stem, species, breed in zip(arrays.stems, arrays.species, arrays.breeds, strict=True):
+        assert (species, breed) == listed.get(stem, (pet_data.UNKNOWN, pet_data.UNKNOWN)), stem
+    labelled = arrays.breeds >= 0
+    assert labelled.sum() == len(arrays) - 1  # the synthetic set leaves one photo out of list.txt
+    assert arrays.species[labelled].tolist() == [BREED_SPECIES[b] for b in arrays.breeds[labelled]]
+
+
+def test_a_photo_missing_from_list_txt_has_unknown_species_and_breed(source):
+    sample = source.load(UNLABELLED_STEM)
+    assert (sample.species, sample.breed) == (pet_data.UNKNOWN, pet_data.UNKNOWN)
+
+
+def test_official_list_lines_give_species_and_class_id_minus_one(tmp_path):
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "annotations" / "list.txt").write_text(
+        "#Image CLASS-ID SPECIES BREED ID\nAbyssinian_100 1 1 1\nyorkshire_terrier_99 37 2 25\n"
+    )
+    assert pet_data.read_labels(tmp_path) == {"Abyssinian_100": (0, 0), "yorkshire_terrier_99": (1, 36)}
+
+
+@pytest.mark.skipif(not REAL_LIST.exists(), reason="the shared Oxford-IIIT Pet copy is not here")
+def test_the_real_list_agrees_with_the_contracts_breed_order():
+    labels = pet_data.read_labels(REAL_LIST.parents[1])
+    assert len(labels) == 7349
+    for stem, (species, breed) in labels.items():
+        # The official file names spell the breed; cats' start with a capital letter.
+        assert stem.rsplit("_", 1)[0] == BREED_KEYS[breed] and species == BREED_SPECIES[breed], stem
+
+
+def test_loading_submits_only_a_few_photos_ahead_of_the_consumer(synthetic_root, monkeypatch):
+    submitted = []
+    original_submit = ThreadPoolExecutor.submit
+
+    def counting_submit(self, fn, /, *args, **kwargs):  # the real submit, counted
+        submitted.append(args)
+        return original_submit(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(ThreadPoolExecutor, "submit", counting_submit)
+    samples = pet_data.iter_samples(
+        pet_data.DirectorySource(synthetic_root), "train", seed=0, val_fraction=0.2, workers=2
+    )
+    next(samples)  # a consumer that has taken one photo so far
+    in_flight_limit = 2 * 2  # workers x photos ahead per worker
+    assert len(submitted) <= in_flight_limit + 1 < len(pet_data.read_list(synthetic_root, "trainval"))
+    samples.close()
+
+
+def test_bounded_map_returns_every_result_in_order():
+    assert list(pet_data.bounded_map(lambda x: x * x, range(50), workers=3)) == [x * x for x in range(50)]
+
+
+def test_synthetic_data_is_written_once_and_reused(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where gettempdir() points
+    first = pet_data.open_source("synthetic")
+    second = pet_data.open_source("synthetic")
+    assert first.root == second.root
+    assert [p.name for p in tmp_path.iterdir()] == [first.root.name]  # no directory left per call
+    assert len(pet_data.read_list(first.root, "test")) == 16

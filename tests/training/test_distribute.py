@@ -22,7 +22,9 @@ import pytest
 import tensorflow as tf
 
 import petseg_contract as contract
-from tests.conftest import REPO, TINY_INPUT_SIZE, TINY_TRAIN_ARGS, run_cli
+from petseg_harness.server import REPO
+from petseg_harness.tiny_model import TINY_INPUT_SIZE, TINY_TRAIN_ARGS
+from tests.conftest import run_cli
 from training import distribute
 
 SHORT = ["--steps-per-epoch", "2"]  # two global batches per epoch: enough to train, quick on 2 cores
@@ -101,14 +103,14 @@ def test_multi_worker_without_tf_config_is_refused(monkeypatch):
         distribute.create_strategy("multi-worker")
 
 
-def test_mixed_precision_computes_in_bfloat16_but_keeps_logits_float32():
+def test_mixed_precision_computes_in_bfloat16_but_keeps_every_output_float32():
     from training.model import build_unet
 
     with distribute.precision_policy("mixed_bfloat16"):
         model = build_unet(TINY_INPUT_SIZE, encoder_weights=None, alpha=0.35, decoder_scale=0.125)
     assert model.get_layer("up1").compute_dtype == "bfloat16"
     assert all(w.dtype == "float32" for w in model.weights)  # variables stay float32: exports load them
-    assert model.output.dtype == "float32"
+    assert {name: out.dtype for name, out in model.output.items()} == dict.fromkeys(model.output, "float32")
 
 
 def test_train_help_documents_global_batch_and_distribution_options():

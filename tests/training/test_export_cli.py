@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from petseg_contract import BREED_NAMES, SPECIES_NAMES, check_metadata
 from petseg_harness.tiny_model import TINY_INPUT_SIZE, TINY_TRAIN_ARGS
 from tests.conftest import run_cli
 from training.export import ExportError, check_roundtrip, export, parse_output
@@ -24,6 +25,8 @@ METADATA_KEYS = {
     "created_at",
     "signature",
     "export_check",
+    "species",
+    "breeds",
 }
 
 
@@ -60,9 +63,26 @@ def test_export_follows_the_contract(tiny_model_dir):
     fn = tf.saved_model.load(str(version)).signatures["serving_default"]
     spec = fn.structured_input_signature[1]["images"]
     assert spec.dtype == tf.uint8 and spec.shape.as_list() == [None, TINY_INPUT_SIZE, TINY_INPUT_SIZE, 3]
-    probs = fn(images=tf.zeros((2, TINY_INPUT_SIZE, TINY_INPUT_SIZE, 3), tf.uint8))["probabilities"].numpy()
+    out = fn(images=tf.zeros((2, TINY_INPUT_SIZE, TINY_INPUT_SIZE, 3), tf.uint8))
+    probs = out["probabilities"].numpy()
     assert probs.shape == (2, TINY_INPUT_SIZE, TINY_INPUT_SIZE, 3) and probs.dtype == np.float32
     np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
+
+
+def test_export_has_species_and_breed_outputs_named_in_metadata(tiny_model_dir):
+    version = tiny_model_dir / "1"
+    meta = json.loads((version / "metadata.json").read_text())
+    check_metadata(meta)
+    assert [s["name"] for s in meta["species"]] == list(SPECIES_NAMES)
+    assert [b["name"] for b in meta["breeds"]] == list(BREED_NAMES)
+    assert meta["signature"]["outputs"]["species_probabilities"]["shape"] == [None, 2]
+    assert meta["signature"]["outputs"]["breed_probabilities"]["shape"] == [None, 37]
+    fn = tf.saved_model.load(str(version)).signatures["serving_default"]
+    out = fn(images=tf.zeros((3, TINY_INPUT_SIZE, TINY_INPUT_SIZE, 3), tf.uint8))
+    for name, classes in (("species_probabilities", 2), ("breed_probabilities", 37)):
+        got = out[name].numpy()
+        assert got.shape == (3, classes) and got.dtype == np.float32, name
+        np.testing.assert_allclose(got.sum(-1), 1.0, atol=1e-5)
 
 
 def test_evaluate_cli_prints_and_writes_metrics(tiny_model_dir, synthetic_root, tmp_path):
@@ -84,6 +104,9 @@ def test_evaluate_cli_prints_and_writes_metrics(tiny_model_dir, synthetic_root, 
     assert res["photos"] == 12
     for key in ("model_resolution", "original_resolution"):
         assert 0.0 <= res[key]["mean_iou"] <= 1.0 and set(res[key]["iou"]) == {"pet", "background", "border"}
+    for head in ("species", "breed"):
+        assert res[head]["labelled"] == 12 and 0.0 <= res[head]["accuracy"] <= 1.0
+    assert "species accuracy" in proc.stdout and "breed accuracy" in proc.stdout
 
 
 def test_export_refuses_a_non_numeric_version_and_an_existing_one(tiny_run_dir, tiny_model_dir):
@@ -127,7 +150,10 @@ def test_test_time_flip_export_is_mirror_symmetric(tiny_run_dir, tmp_path):
     assert meta["test_time_flip"] is True
     predict = SavedModelPredictor(tmp_path / "tta" / "1")
     x = np.random.default_rng(1).integers(0, 255, (1, TINY_INPUT_SIZE, TINY_INPUT_SIZE, 3), dtype=np.uint8)
-    np.testing.assert_allclose(predict(x[:, :, ::-1])[:, :, ::-1], predict(x), atol=1e-5)
+    plain, mirrored = predict(x), predict(x[:, :, ::-1])
+    np.testing.assert_allclose(mirrored["probabilities"][:, :, ::-1], plain["probabilities"], atol=1e-5)
+    for head in ("species_probabilities", "breed_probabilities"):  # a mirrored pet is the same pet
+        np.testing.assert_allclose(mirrored[head], plain[head], atol=1e-5)
 
 
 def test_a_run_can_start_from_another_runs_weights_at_a_larger_size(tiny_run_dir, synthetic_root, tmp_path):

@@ -1,4 +1,5 @@
-"""The U-Net has the seed's shape, scales its own input and learns on synthetic data."""
+"""The U-Net has the seed's shape, scales its own input and learns on synthetic data; its optional
+species/breed heads read the encoder's deepest feature."""
 
 from __future__ import annotations
 
@@ -8,25 +9,56 @@ import keras
 import numpy as np
 import pytest
 
+from training import BREED, SEGMENTATION, SPECIES
 from training.config import TrainConfig
-from training.model import build_unet, set_encoder_trainable
+from training.model import HEAD_FEATURE_LAYER, SKIP_LAYERS, build_unet, set_encoder_trainable
 from training.train import compile_model
 
 SHARED_WEIGHTS = Path(__file__).resolve().parents[3] / "shared/weights/mobilenet_v2_1.0_224_no_top.weights.h5"
 
 
-def tiny(size=64):
-    return build_unet(size, encoder_weights=None, alpha=0.35, decoder_scale=0.125)
+def tiny(size=64, **kw):
+    return build_unet(size, encoder_weights=None, alpha=0.35, decoder_scale=0.125, **kw)
 
 
-def test_output_is_logits_per_pixel_for_three_classes():
-    model = tiny(64)
-    out = model(np.zeros((2, 64, 64, 3), np.float32))
-    assert tuple(out.shape) == (2, 64, 64, 3)
+def output_shapes(model, size=64):
+    out = model(np.zeros((2, size, size, 3), np.float32))
+    return {k: tuple(v.shape) for k, v in out.items()}
+
+
+def test_output_is_logits_per_pixel_for_three_classes_and_of_species_and_breed():
+    assert output_shapes(tiny(64)) == {SEGMENTATION: (2, 64, 64, 3), SPECIES: (2, 2), BREED: (2, 37)}
+
+
+def test_a_model_without_heads_outputs_segmentation_only():
+    assert output_shapes(tiny(64, heads="none")) == {SEGMENTATION: (2, 64, 64, 3)}
+
+
+def test_light_decoder_returns_logits_at_the_input_size():
+    assert output_shapes(tiny(96, decoder="light"), 96)[SEGMENTATION] == (2, 96, 96, 3)
+
+
+def test_light_decoder_reduces_skips_to_96_channels_with_one_separable_conv_per_level():
+    model = build_unet(128, encoder_weights=None, decoder="light", heads="none")
+    separable = [layer for layer in model.layers if isinstance(layer, keras.layers.SeparableConv2D)]
+    reductions = [
+        layer for layer in model.layers if layer.name.startswith("reduce") and layer.name[6:].isdigit()
+    ]
+    assert len(separable) == len(SKIP_LAYERS) - 1 and all(layer.filters == 96 for layer in separable)
+    assert len(reductions) == len(SKIP_LAYERS) and all(layer.kernel_size == (1, 1) for layer in reductions)
+    assert not any(isinstance(layer, keras.layers.Conv2DTranspose) for layer in model.layers)
+
+
+def test_light_decoder_is_cheaper_than_the_seeds_at_the_same_size():
+    def decoder_params(decoder):
+        model = build_unet(128, encoder_weights=None, decoder=decoder, heads="none")
+        return model.count_params() - model.get_layer("encoder").count_params()
+
+    assert decoder_params("light") < 0.1 * decoder_params("pix2pix")
 
 
 def test_encoder_is_tapped_at_the_seed_layers():
-    encoder = tiny(64).get_layer("encoder")
+    encoder = tiny(64, heads="none").get_layer("encoder")
     seed_taps = [
         "block_1_expand_relu",
         "block_3_expand_relu",
@@ -39,6 +71,15 @@ def test_encoder_is_tapped_at_the_seed_layers():
     for name, tapped in zip(seed_taps, encoder.outputs, strict=True):
         assert tapped is encoder.get_layer(name).output, f"skip {name} is not tapped"
     assert [t.shape[1] for t in encoder.outputs] == [32, 16, 8, 4, 2]  # 1/2 down to 1/32 of 64 px
+
+
+def test_heads_read_the_encoders_deepest_feature():
+    encoder = tiny(64, heads="species-breed").get_layer("encoder")
+    assert len(encoder.outputs) == len(SKIP_LAYERS) + 1
+    for name, tapped in zip(SKIP_LAYERS, encoder.outputs, strict=False):
+        assert tapped is encoder.get_layer(name).output, f"skip {name} is not tapped"
+    assert encoder.outputs[-1] is encoder.get_layer(HEAD_FEATURE_LAYER).output
+    assert encoder.outputs[-1].shape[-1] == 1280  # MobileNetV2's last feature, what its classifier reads
 
 
 def test_encoder_starts_frozen_and_unfreezes_from_the_given_layer_on():
@@ -93,16 +134,19 @@ def test_shared_imagenet_weights_load_into_the_encoder():
     assert not np.allclose(random_kernel, encoder.get_layer("Conv1").kernel.numpy())
 
 
-def test_a_few_training_steps_lower_the_loss(synthetic_root):
+def test_a_few_training_steps_lower_every_loss(synthetic_root):
     from training import data as pet_data
 
     source = pet_data.DirectorySource(synthetic_root)
-    img, mask, _, _ = pet_data.load_arrays(source, "train", 64, 0, 0.1)
+    arrays = pet_data.load_arrays(source, "train", 64, 0, 0.1)
     keras.utils.set_random_seed(0)
     model = tiny(64)
     compile_model(model, TrainConfig(data_dir="", run_dir="", dice_weight=0.5), 3e-3)
-    x, y = img[:16].astype(np.float32), mask[:16]
-    first = float(model.train_on_batch(x, y, return_dict=True)["loss"])
+    x, y = arrays.images[:16].astype(np.float32), {k: v[:16] for k, v in arrays.targets().items()}
+    first = model.train_on_batch(x, y, return_dict=True)
     for _ in range(15):
-        last = float(model.train_on_batch(x, y, return_dict=True)["loss"])
-    assert last < 0.8 * first
+        last = model.train_on_batch(x, y, return_dict=True)
+    print({k: (float(first[k]), float(last[k])) for k in first})
+    assert float(last["segmentation_loss"]) < 0.8 * float(first["segmentation_loss"])
+    for head in ("species_loss", "breed_loss"):
+        assert float(last[head]) < float(first[head]), head

@@ -17,7 +17,7 @@ tfds = pytest.importorskip("tensorflow_datasets")
 
 def test_tfds_records_become_the_same_samples(synthetic_root):
     directory = pet_data.DirectorySource(synthetic_root)
-    stems = pet_data.read_list(synthetic_root, "test")[:4]
+    stems = pet_data.read_list(synthetic_root, "test")[:4]  # all labelled: only a trainval photo is not
     samples = [directory.load(s) for s in stems]
 
     def as_dataset(self, split, **kwargs):
@@ -27,6 +27,8 @@ def test_tfds_records_become_the_same_samples(synthetic_root):
                     "file_name": f"{s.stem}.jpg",
                     "image": s.image,
                     "segmentation_mask": (s.mask + 1)[..., None],  # tfds stores the raw trimap 1..3
+                    "label": s.breed,  # tfds' breed ClassLabel, in the official CLASS-ID order
+                    "species": s.species,  # tfds' species ClassLabel: Cat, Dog
                 }
                 for s in samples
             ),
@@ -34,6 +36,8 @@ def test_tfds_records_become_the_same_samples(synthetic_root):
                 "file_name": tf.TensorSpec([], tf.string),
                 "image": tf.TensorSpec([None, None, 3], tf.uint8),
                 "segmentation_mask": tf.TensorSpec([None, None, 1], tf.uint8),
+                "label": tf.TensorSpec([], tf.int64),
+                "species": tf.TensorSpec([], tf.int64),
             },
         )
 
@@ -46,3 +50,4 @@ def test_tfds_records_become_the_same_samples(synthetic_root):
     for s in samples:
         np.testing.assert_array_equal(by_stem[s.stem].image, s.image)
         np.testing.assert_array_equal(by_stem[s.stem].mask, s.mask)
+        assert (by_stem[s.stem].species, by_stem[s.stem].breed) == (s.species, s.breed)
