@@ -86,6 +86,7 @@ function percent(confidence) {
 }
 
 // One line from the JSON summary: how many pets, and species and breed when the model reports them.
+// With no pet found, the model's species/breed guess for the photo would only mislead: left out.
 function describe(summary) {
   if (!summary.pet_found) return "No pet found in this photo.";
   const count = summary.pets.length;

@@ -85,15 +85,22 @@ def test_the_page_says_how_many_pets_the_service_found(request, browser, server_
         assert "mistake people or objects" in page.find_element(By.ID, "insights").get_attribute("title")
 
 
-def test_species_and_breed_are_shown_exactly_when_the_model_reports_them(page, ui_server, photo):
-    summary = served_summary(ui_server, photo)
+@pytest.mark.parametrize("server_name", ["ui_server", "every_region_server"])
+def test_species_and_breed_are_shown_when_reported_for_a_photo_with_a_pet(
+    request, browser, server_name, photo
+):
+    """Shown when the model reports them and a pet was found; a "no pet" photo gets no breed guess."""
+    server = request.getfixturevalue(server_name)
+    page = open_page(browser, server)
+    summary = served_summary(server, photo)
     page.find_element(By.ID, "file").send_keys(str(photo))
     text = WebDriverWait(page, 60).until(insights_text)
-    if summary["species"] is None:
-        assert "breed:" not in text and " · " not in text
+    if summary["species"] is not None and summary["pet_found"]:
+        assert f"{summary['species']['label']} (" in text
+        assert f"breed: {summary['breed']['label']} (" in text
+        assert all(b["label"] in text for b in summary["breed_top3"])
     else:
-        assert summary["species"]["label"] in text
-        assert f"breed: {summary['breed']['label']}" in text
+        assert "breed:" not in text and " · " not in text
 
 
 def test_the_alpha_matte_is_offered_and_shown_as_greyscale_at_the_photos_size(page, photo):
