@@ -79,6 +79,7 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    _refuse_ignored_options(args)
     settings = load_settings(model_dir=args.model)
     from app.predict import predict
     from app.schemas import OutputMode
@@ -88,10 +89,24 @@ def _predict(args: argparse.Namespace) -> int:
         settings=settings,
         output=OutputMode(args.output),
         out_dir=args.out,
-        opacity=args.opacity,
+        opacity=0.5 if args.opacity is None else args.opacity,
         background=args.background,
         progress=not args.quiet,
     )
+
+
+def _refuse_ignored_options(args: argparse.Namespace) -> None:
+    """Exit 2 when --opacity or --background is given with an --output that ignores it (the API's 422)."""
+    from app.schemas import OutputMode, ignored_parameters, users_of
+
+    given = {name for name in ("opacity", "background") if getattr(args, name) is not None}
+    ignored = ignored_parameters(OutputMode(args.output), given)
+    if ignored:
+        args.parser.error(
+            "; ".join(
+                f"--{name} only applies to --output {users_of(name)}, not {args.output}" for name in ignored
+            )
+        )
 
 
 def _color(value: str) -> tuple[int, int, int]:
@@ -131,18 +146,20 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
             "examples:\n"
             "  petseg predict cat.jpg                        # ./cat.mask.png\n"
             "  petseg predict photos/*.jpg --output cutout --out cutouts/\n"
-            "  petseg predict dog.png --output json --model models/pet-unet/1"
+            "  petseg predict dog.png --output json --model models/pet-unet/1\n"
+            "  petseg predict cat.jpg --output alpha           # ./cat.alpha.png, the soft matte"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     predict.add_argument("photos", nargs="+", type=Path, metavar="PHOTO", help="jpeg/png/webp/bmp/gif/tiff")
     predict.add_argument(
         "--output",
-        choices=["mask", "overlay", "cutout", "json"],
+        choices=["mask", "overlay", "cutout", "alpha", "json"],
         default="mask",
         help="mask: palette PNG of class indices (0 pet, 1 background, 2 border); overlay: the photo "
-        "with class colours blended in; cutout: RGBA PNG of the pet; json: sizes, class shares, "
-        "pet box (default: %(default)s)",
+        "with class colours blended in; cutout: RGBA PNG of the pet; alpha: greyscale PNG of the soft "
+        "pet matte (255 = surely pet); json: sizes, class shares, pet box, one entry per pet, and "
+        "species/breed when the model reports them (default: %(default)s)",
     )
     predict.add_argument(
         "--out",
@@ -158,14 +175,15 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
         help="SavedModel version directory or a base "
         "of numeric versions (default: PETSEG_MODEL_DIR, else the bundled models/pet-unet)",
     )
+    predict.add_argument("--opacity", type=_opacity, help="overlay only: colour weight, 0..1 (default: 0.5)")
     predict.add_argument(
-        "--opacity", type=_opacity, default=0.5, help="overlay colour weight, 0..1 (default: %(default)s)"
-    )
-    predict.add_argument(
-        "--background", type=_color, metavar="RRGGBB", help="cutout on this colour instead of transparency"
+        "--background",
+        type=_color,
+        metavar="RRGGBB",
+        help="cutout only: composite on this colour instead of transparency",
     )
     predict.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    predict.set_defaults(handler=_predict)
+    predict.set_defaults(handler=_predict, parser=predict)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -78,3 +78,8 @@ def _palette_image(labels: np.ndarray, colors: list[tuple[int, int, int]]) -> Im
 
 def _image(photo: Image.Image | np.ndarray) -> Image.Image:
     return photo if isinstance(photo, Image.Image) else Image.fromarray(np.asarray(photo, dtype=np.uint8))
+
+
+def render_alpha(alpha: np.ndarray) -> bytes:
+    """8-bit greyscale PNG of the soft pet matte (255 = surely pet), for callers who composite themselves."""
+    return encode_png(Image.fromarray(np.ascontiguousarray(alpha, dtype=np.uint8)))

@@ -27,6 +27,7 @@ SUFFIXES = {
     OutputMode.mask: ".mask.png",
     OutputMode.overlay: ".overlay.png",
     OutputMode.cutout: ".cutout.png",
+    OutputMode.alpha: ".alpha.png",
     OutputMode.json: ".json",
 }
 

@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 from anyio import CapacityLimiter, to_thread
 
-from app import imaging
+from app import imaging, regions
 from app.admission import Admission
 from app.batcher import Batcher
-from app.schemas import BoundingBox, OutputMode, RenderOptions, SegmentResult, Timings
+from app.labels import Scored, photo_labels
+from app.schemas import BoundingBox, LabelScore, OutputMode, Pet, RenderOptions, SegmentResult, Timings
 from app.settings import Settings
 from petseg_contract import PET, masks, photos
 
@@ -23,7 +24,11 @@ if TYPE_CHECKING:  # TensorFlow is heavy; only the lifespan imports the segmente
 
 @dataclass(frozen=True)
 class Rendered:
-    """A finished answer: PNG bytes for image outputs, or the JSON result."""
+    """A finished answer: PNG bytes for image outputs, or the JSON result.
+
+    With a PNG output the result still carries sizes, class shares and timings, but its `pets` are not
+    looked for (empty, `pet_found` false): only a JSON answer pays for the region analysis.
+    """
 
     png: bytes | None
     result: SegmentResult
@@ -64,10 +69,11 @@ class SegmentationService:
         decoded = time.perf_counter()
         batch = await self.batcher.submit(photo.model_input)
         inferred = time.perf_counter()
-        png, fractions, box = await to_thread.run_sync(
+        png, fractions, box, pets = await to_thread.run_sync(
             self._render, data, photo, batch.probabilities, options, limiter=self._cpu_limiter
         )
         finished = time.perf_counter()
+        named = photo_labels(batch.outputs)
         result = SegmentResult(
             width=photo.width,
             height=photo.height,
@@ -75,6 +81,11 @@ class SegmentationService:
             model_version=self.segmenter.version,
             class_fractions=dict(zip(self.class_names, fractions, strict=True)),
             pet_bbox=_box(box),
+            pet_found=bool(pets),
+            pets=[_pet(pet) for pet in pets],
+            species=_score(named.species),
+            breed=_score(named.breed),
+            breed_top3=None if named.breed_top3 is None else [_score(s) for s in named.breed_top3],
             timings=Timings(
                 decode_ms=(decoded - started) * 1e3,
                 queue_ms=batch.queued_s * 1e3,
@@ -94,10 +105,10 @@ class SegmentationService:
 
     def _render(
         self, data: bytes, photo: photos.Photo, probabilities: np.ndarray, options: RenderOptions
-    ) -> tuple[bytes | None, list[float], dict[str, int] | None]:
-        """PNG (or None for JSON), class fractions and pet box; all here, in a worker thread, because
-        counting pixels of a full-size photo would otherwise block the event loop. Only overlays and
-        cut-outs decode the photo at full size, and only now."""
+    ) -> tuple[bytes | None, list[float], dict[str, int] | None, list[regions.PetRegion]]:
+        """PNG (or None for JSON), class fractions, pet box and separate pets; all here, in a worker
+        thread, because counting pixels of a full-size photo would otherwise block the event loop. Only
+        overlays and cut-outs decode the photo at full size, and only now."""
         segmentation = masks.upsample(probabilities, photo.height, photo.width)
         labels = segmentation.labels
         png: bytes | None = None
@@ -109,9 +120,29 @@ class SegmentationService:
         elif options.output is OutputMode.cutout:
             pixels = photos.decode_pixels(data, max_pixels=self.settings.max_pixels)
             png = imaging.render_cutout(pixels, segmentation.pet_alpha, options.background)
+        elif options.output is OutputMode.alpha:
+            png = imaging.render_alpha(segmentation.pet_alpha)
         fractions = imaging.class_fractions(labels, len(self.class_names))
-        return png, fractions, imaging.bounding_box(labels, PET)
+        # Only the JSON reports separate pets; a PNG answer does not pay for finding them.
+        pets = (
+            regions.find_pets(labels, segmentation.pet_alpha, self.settings.min_pet_fraction)
+            if options.output is OutputMode.json
+            else []
+        )
+        return png, fractions, imaging.bounding_box(labels, PET), pets
 
 
 def _box(box: dict[str, int] | None) -> BoundingBox | None:
     return None if box is None else BoundingBox(**box)
+
+
+def _pet(pet: regions.PetRegion) -> Pet:
+    return Pet(
+        bbox=BoundingBox(x0=pet.x0, y0=pet.y0, x1=pet.x1, y1=pet.y1),
+        area_fraction=pet.area_fraction,
+        mean_confidence=pet.mean_confidence,
+    )
+
+
+def _score(scored: Scored | None) -> LabelScore | None:
+    return None if scored is None else LabelScore(label=scored.label, confidence=scored.confidence)

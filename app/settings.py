@@ -79,6 +79,13 @@ class Settings(BaseSettings):
     max_pixels: int = Field(
         40_000_000, gt=0, description="Largest photo (width x height) decoded; guards decompression bombs."
     )
+    min_pet_fraction: float = Field(
+        0.01,
+        ge=0.0,
+        le=1.0,
+        description="Smallest share of the photo a connected pet region must cover to count as a pet in "
+        "the JSON's `pets` (smaller ones are specks).",
+    )
     max_files_per_request: int = Field(16, gt=0, description="Most photos in one /segment/batch request.")
     max_batch_size: int = Field(16, gt=0, description="Most photos the model sees in one forward pass.")
     max_batch_wait_ms: float = Field(

@@ -15,9 +15,10 @@ const page = {
   resultEmpty: $("result-empty"),
   download: $("download"),
   summary: $("summary"),
+  insights: $("insights"),
 };
 const maxBytes = Number(document.body.dataset.maxUploadBytes) || Infinity;
-const state = { photo: null, photoUrl: null, resultUrl: null, request: null };
+const state = { photo: null, photoUrl: null, resultUrl: null, request: null, described: null };
 
 // What each failing status means for someone uploading a photo; the service's `detail` follows.
 const FAILURE = {
@@ -80,10 +81,46 @@ async function failureMessage(response) {
   return detail ? `${meaning}: ${detail}` : meaning;
 }
 
+function percent(confidence) {
+  return `${Math.round(confidence * 100)} %`;
+}
+
+// One line from the JSON summary: how many pets, and species and breed when the model reports them.
+// With no pet found, the model's species/breed guess for the photo would only mislead: left out.
+function describe(summary) {
+  if (!summary.pet_found) return "No pet found in this photo.";
+  const count = summary.pets.length;
+  const parts = [count === 1 ? "1 pet found" : `${count} pets found`];
+  if (summary.species) parts.push(`${summary.species.label} (${percent(summary.species.confidence)})`);
+  if (summary.breed_top3) {
+    const [first, ...others] = summary.breed_top3;
+    const rest = others.map((b) => `${b.label} ${percent(b.confidence)}`).join(", ");
+    parts.push(`breed: ${first.label} (${percent(first.confidence)})${rest ? `; then ${rest}` : ""}`);
+  }
+  return parts.join(" · ");
+}
+
+// The JSON summary does not change with the chosen output: asked once per photo.
+async function showInsights(photo, headers, signal) {
+  const body = new FormData();
+  body.append("file", photo, photo.name);
+  const response = await fetch("/segment?output=json", { method: "POST", body, headers, signal });
+  if (!response.ok) return; // the image request has already shown what the service refuses
+  const summary = await response.json();
+  page.insights.textContent = describe(summary);
+  // The model card's caveat: the model always looks for a pet, even in photos of people or objects.
+  page.insights.title = summary.pet_found ? "The model can mistake people or objects for pets." : "";
+  page.insights.hidden = false;
+  state.described = photo;
+}
+
 function choose(file) {
   if (!file) return;
   clearError();
   clearResult();
+  page.insights.hidden = true;
+  page.insights.textContent = "";
+  state.described = null;
   if (state.photoUrl) URL.revokeObjectURL(state.photoUrl);
   state.photo = file;
   state.photoUrl = URL.createObjectURL(file);
@@ -134,6 +171,7 @@ async function segment() {
     page.summary.textContent =
       `${output} of ${state.photo.name} · ${fileSize(png.size)} PNG · ${seconds} s` +
       (version ? ` · model version ${version}` : "");
+    if (state.described !== state.photo) await showInsights(state.photo, headers, request.signal);
   } catch (error) {
     if (error.name !== "AbortError") showError(`Could not reach the service: ${error.message}`);
   } finally {

@@ -41,3 +41,10 @@ def test_bounding_box_and_fractions() -> None:
     assert imaging.bounding_box(labels, 0) == {"x0": 3, "y0": 2, "x1": 8, "y1": 5}
     assert imaging.bounding_box(labels, 2) is None
     assert imaging.class_fractions(labels, 3) == [15 / 200, 185 / 200, 0.0]
+
+
+def test_alpha_png_is_the_matte_as_8_bit_greyscale() -> None:
+    alpha = np.array([[0, 64, 255], [128, 1, 254]], np.uint8)
+    image = decode_png(imaging.render_alpha(alpha))
+    assert image.mode == "L" and image.size == (3, 2)
+    assert (np.asarray(image) == alpha).all()

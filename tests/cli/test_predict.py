@@ -79,7 +79,18 @@ def test_help_names_both_commands():
 def test_predict_help_explains_outputs_and_options():
     proc = petseg("predict", "--help")
     assert proc.returncode == 0
-    for word in ("PHOTO", "--output", "mask", "overlay", "cutout", "json", "--out", "--model", "examples"):
+    for word in (
+        "PHOTO",
+        "--output",
+        "mask",
+        "overlay",
+        "cutout",
+        "alpha",
+        "json",
+        "--out",
+        "--model",
+        "examples",
+    ):
         assert word in proc.stdout
 
 
@@ -111,7 +122,7 @@ def test_overlays_have_each_photos_own_size(batch_run):
 
 
 def test_every_output_mode_writes_its_own_file(tmp_path, tiny_model_dir, photos):
-    for output in ("mask", "cutout", "json"):
+    for output in ("mask", "cutout", "alpha", "json"):
         proc = petseg(
             "predict", str(photos["cat"]), "--output", output, "--out", str(tmp_path), "--model",
             str(tiny_model_dir),
@@ -120,11 +131,16 @@ def test_every_output_mode_writes_its_own_file(tmp_path, tiny_model_dir, photos)
     with Image.open(tmp_path / "cat.mask.png") as mask:
         assert (mask.mode, mask.size) == ("P", (200, 150))
         assert set(np.unique(np.asarray(mask))) <= {0, 1, 2}
-    with Image.open(tmp_path / "cat.cutout.png") as cutout:
+    with Image.open(tmp_path / "cat.cutout.png") as cutout, Image.open(tmp_path / "cat.alpha.png") as alpha:
         assert (cutout.mode, cutout.size) == ("RGBA", (200, 150))
+        assert (alpha.mode, alpha.size) == ("L", (200, 150))
+        assert np.array_equal(np.asarray(alpha), np.asarray(cutout)[..., 3]), "the cut-out's own matte"
     result = json.loads((tmp_path / "cat.json").read_text())
     assert (result["width"], result["height"], result["model_name"]) == (200, 150, "tiny-pet")
     assert set(result["class_fractions"]) == {"pet", "background", "border"}
+    assert result["pet_found"] is bool(result["pets"])
+    for field in ("species", "breed", "breed_top3"):
+        assert field in result
 
 
 def test_the_model_can_come_from_the_environment(tmp_path, tiny_model_dir, photos):
@@ -158,6 +174,22 @@ def test_bad_options_are_refused_before_any_work(photos):
     proc = petseg("predict", str(photos["cat"]), "--output", "gif")
     assert proc.returncode == 2
     assert "invalid choice: 'gif'" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            ["--output", "mask", "--background", "ffffff"],
+            "--background only applies to --output cutout, not mask",
+        ),
+        (["--output", "json", "--opacity", "0.3"], "--opacity only applies to --output overlay, not json"),
+    ],
+)
+def test_an_option_the_output_ignores_is_refused(photos, options: list[str], message: str):
+    proc = petseg("predict", str(photos["cat"]), *options)
+    assert proc.returncode == 2
+    assert message in proc.stderr
 
 
 def test_masks_are_exactly_what_the_service_answers(tmp_path, tiny_model_dir, photos):

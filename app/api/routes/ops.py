@@ -7,7 +7,8 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.api.deps import ServiceDep, not_ready_reason
-from app.schemas import ModelInfo
+from app.schemas import ModelInfo, ModelLabels
+from petseg_contract import BREED_NAMES, SPECIES_NAMES
 
 router = APIRouter(tags=["ops"])
 
@@ -32,6 +33,8 @@ async def readyz(request: Request) -> JSONResponse:
 @router.get("/v1/model", summary="Metadata of the loaded model", response_model=ModelInfo)
 async def model_info(service: ServiceDep) -> ModelInfo:
     metadata = service.segmenter.metadata
+    reports_labels = service.segmenter.has_labels
+    labels = ModelLabels(species=list(SPECIES_NAMES), breeds=list(BREED_NAMES)) if reports_labels else None
     return ModelInfo(
         name=metadata["name"],
         version=int(metadata["version"]),
@@ -39,6 +42,8 @@ async def model_info(service: ServiceDep) -> ModelInfo:
         classes=metadata["classes"],
         metrics=metadata.get("metrics", {}),
         created_at=metadata.get("created_at"),
+        reports_labels=reports_labels,
+        labels=labels,
         metadata=metadata,
         backend=service.segmenter.backend,
     )

@@ -6,13 +6,24 @@ import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 
 from app.admission import Slot
 from app.api.deps import ApiKeyDep, ServiceDep, SettingsDep
 from app.api.uploads import FILE_FIELD, read_uploads
 from app.batcher import Unavailable
-from app.schemas import BatchItem, BatchResponse, OutputMode, Problem, RenderOptions, SegmentResult
+from app.schemas import (
+    NON_PET_NOTE,
+    BatchItem,
+    BatchResponse,
+    OutputMode,
+    Problem,
+    RenderOptions,
+    SegmentResult,
+    ignored_parameters,
+    users_of,
+)
 from petseg_contract.photos import ImageError
 
 router = APIRouter(tags=["segmentation"], dependencies=[ApiKeyDep])
@@ -35,7 +46,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         401: "Missing or wrong X-API-Key (when a key is configured).",
         413: "Upload too large, too many pixels, or more files than the endpoint takes.",
         415: "Not an image, or an unsupported format or content type.",
-        422: "Missing field, bad parameter, or form fields besides `file`; `errors` lists each one.",
+        422: "Missing field, bad parameter, a parameter the chosen output does not use, or form fields "
+        "besides `file`; `errors` lists each one.",
         503: "Overloaded, warming up, shutting down, or the model worker stopped; see Retry-After.",
     }.items()
 }
@@ -46,6 +58,83 @@ def _hex_color(value: str) -> tuple[int, int, int]:
     return int(value[0:2], 16), int(value[2:4], 16), int(value[4:6], 16)
 
 
+# The shape of a JSON answer (illustrative values: a photo of two cats, a model with species/breed outputs).
+JSON_EXAMPLE = {
+    "width": 1200,
+    "height": 800,
+    "model_name": "pet-unet",
+    "model_version": 2,
+    "class_fractions": {"pet": 0.2815, "background": 0.6552, "border": 0.0633},
+    "pet_bbox": {"x0": 96, "y0": 212, "x1": 1130, "y1": 745},
+    "pet_found": True,
+    "pets": [
+        {
+            "bbox": {"x0": 640, "y0": 230, "x1": 1130, "y1": 745},
+            "area_fraction": 0.1790,
+            "mean_confidence": 0.91,
+        },
+        {
+            "bbox": {"x0": 96, "y0": 212, "x1": 540, "y1": 700},
+            "area_fraction": 0.1581,
+            "mean_confidence": 0.88,
+        },
+    ],
+    "species": {"label": "cat", "confidence": 0.97},
+    "breed": {"label": "British Shorthair", "confidence": 0.62},
+    "breed_top3": [
+        {"label": "British Shorthair", "confidence": 0.62},
+        {"label": "Russian Blue", "confidence": 0.21},
+        {"label": "Bombay", "confidence": 0.05},
+    ],
+    "timings": {
+        "decode_ms": 9.8,
+        "queue_ms": 0.4,
+        "inference_ms": 31.2,
+        "render_ms": 14.5,
+        "total_ms": 56.3,
+        "batch_size": 1,
+    },
+}
+BATCH_EXAMPLE = {
+    "model_name": "pet-unet",
+    "model_version": 2,
+    "results": [
+        {"filename": "two-cats.jpg", "ok": True, "result": JSON_EXAMPLE, "error": None},
+        {
+            "filename": "notes.txt",
+            "ok": False,
+            "result": None,
+            "error": {
+                "type": "about:blank",
+                "title": "Unsupported Media Type",
+                "status": 415,
+                "detail": "not an image",
+            },
+        },
+    ],
+}
+
+
+def _refuse_ignored_parameters(request: Request, output: OutputMode) -> None:
+    """422 for a parameter the caller set explicitly that `output` would silently ignore.
+
+    Raised as a validation error, so it leaves in the same problem shape as any other bad parameter:
+    `detail` says it in a sentence, `errors` has one entry per such parameter.
+    """
+    ignored = ignored_parameters(output, set(request.query_params))
+    if ignored:
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("query", name),
+                    "msg": f"only applies to output={users_of(name)}, not output={output.value}",
+                    "type": "parameter_not_used_by_output",
+                }
+                for name in ignored
+            ]
+        )
+
+
 @router.post(
     "/segment",
     summary="Segment one pet photo",
@@ -53,13 +142,35 @@ def _hex_color(value: str) -> tuple[int, int, int]:
         "Send the photo as multipart field `file` or as the raw body with an `image/*` content type. "
         "`output=mask` (default) returns a palette PNG at the photo's size whose pixel values are class "
         "indices (0 pet, 1 background, 2 border); `overlay` the photo with class colours blended in; "
-        "`cutout` an RGBA PNG of the pet (or on `background`); `json` a summary."
+        "`cutout` an RGBA PNG of the pet (or on `background`); `alpha` an 8-bit greyscale PNG at the "
+        "photo's size, the soft pet matte the cut-out uses (pet probability plus half the border's, "
+        "255 = surely pet), for compositing yourself; `json` a summary: class shares, `pet_bbox`, one "
+        "entry per separate pet in `pets`, `pet_found`, and `species`, `breed` and `breed_top3` when "
+        "the model reports them (null otherwise; GET /v1/model says which).\n\n"
+        "`opacity` applies only to `overlay` and `background` only to `cutout`: giving either with "
+        "another output is a 422, so a mistaken call does not silently return something else.\n\n"
+        "**On photos without a pet:** " + NON_PET_NOTE
     ),
     response_class=Response,
     responses={
         200: {
-            "description": "PNG for mask/overlay/cutout, JSON for output=json. Header X-Model-Version.",
-            "content": {"image/png": {"schema": _BINARY}},
+            "description": "PNG for mask/overlay/cutout/alpha, JSON for output=json. Header X-Model-Version.",
+            "content": {
+                "image/png": {"schema": _BINARY},
+                # One example: the OpenAPI generator drops null values from examples, so a model
+                # without species/breed (those fields null) is described in words instead.
+                "application/json": {
+                    "examples": {
+                        "two cats": {
+                            "summary": "Two cats side by side, model with species/breed outputs "
+                            "(illustrative values)",
+                            "description": "With a model that lacks the species/breed outputs, "
+                            "`species`, `breed` and `breed_top3` are null (GET /v1/model: `labels` null).",
+                            "value": JSON_EXAMPLE,
+                        }
+                    }
+                },
+            },
             "model": SegmentResult,
         },
         **_ERRORS,
@@ -81,14 +192,18 @@ async def segment(
     service: ServiceDep,
     settings: SettingsDep,
     output: Annotated[OutputMode, Query(description="What to return.")] = OutputMode.mask,
-    opacity: Annotated[float, Query(ge=0.0, le=1.0, description="Class colour weight for overlay.")] = 0.5,
+    opacity: Annotated[
+        float, Query(ge=0.0, le=1.0, description="Class colour weight for `output=overlay` only.")
+    ] = 0.5,
     background: Annotated[
         str | None,
         Query(
-            pattern=r"^#?[0-9a-fA-F]{6}$", description="Cutout on this colour (e.g. ffffff) instead of alpha."
+            pattern=r"^#?[0-9a-fA-F]{6}$",
+            description="`output=cutout` only: composite on this colour (e.g. ffffff) instead of alpha.",
         ),
     ] = None,
 ) -> Response:
+    _refuse_ignored_parameters(request, output)
     options = RenderOptions(
         output=output, opacity=opacity, background=_hex_color(background) if background else None
     )
@@ -106,9 +221,15 @@ async def segment(
 @router.post(
     "/segment/batch",
     summary="Segment several photos in one request",
-    description="Repeat multipart field `file`. Returns one JSON result per photo, or its own error.",
+    description=(
+        "Repeat multipart field `file`. Returns one result per photo, with the same fields as "
+        "`POST /segment?output=json` (pets, species, breed...), or that photo's own error."
+    ),
     response_model=BatchResponse,
-    responses=_ERRORS,
+    responses={
+        200: {"content": {"application/json": {"example": BATCH_EXAMPLE}}},
+        **_ERRORS,
+    },
     openapi_extra={
         "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": _BATCH_FORM_SCHEMA}}}
     },
