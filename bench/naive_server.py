@@ -2,7 +2,7 @@
 
 A plain `def` handler (FastAPI runs it in its thread pool), Pillow decode of the full photo, one
 inference per request (no batching), probabilities upsampled to the photo's size, default PNG settings.
-Run: NAIVE_MODEL_DIR=models/pet-unet/1 uvicorn bench.naive_server:app
+Run: NAIVE_MODEL_DIR=models/pet-unet/2 uvicorn bench.naive_server:app
 """
 
 from __future__ import annotations
