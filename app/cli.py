@@ -110,7 +110,7 @@ def _refuse_ignored_options(args: argparse.Namespace) -> None:
 
 
 def _color(value: str) -> tuple[int, int, int]:
-    from app.predict import parse_color
+    from app.imaging import parse_color
 
     try:
         return parse_color(value)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageColor
 
 # PNG compression level 1: several times faster than the default for a few percent larger masks.
 _PNG_COMPRESS_LEVEL = 1
@@ -83,3 +83,12 @@ def _image(photo: Image.Image | np.ndarray) -> Image.Image:
 def render_alpha(alpha: np.ndarray) -> bytes:
     """8-bit greyscale PNG of the soft pet matte (255 = surely pet), for callers who composite themselves."""
     return encode_png(Image.fromarray(np.ascontiguousarray(alpha, dtype=np.uint8)))
+
+
+def parse_color(value: str) -> tuple[int, int, int]:
+    """`ffffff` or `#ffffff` (any colour Pillow's ImageColor reads, e.g. `white`) → (255, 255, 255)."""
+    text = value.strip()
+    if len(text) == 6 and all(c in "0123456789abcdefABCDEF" for c in text):
+        text = f"#{text}"  # ImageColor wants the '#' that the API's `background` parameter leaves out
+    red, green, blue = ImageColor.getrgb(text)[:3]  # ValueError for anything it cannot read
+    return red, green, blue

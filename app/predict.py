@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from anyio import to_thread
-from PIL import ImageColor
 
 from app.schemas import OutputMode, RenderOptions
 from app.settings import ModelDirError, Settings
@@ -153,12 +152,3 @@ def predict(
         print(f"petseg: {failed} of {len(outcomes)} photos failed", file=sys.stderr)
         return EXIT_SOME_FAILED
     return EXIT_OK
-
-
-def parse_color(value: str) -> tuple[int, int, int]:
-    """`ffffff` or `#ffffff` (any colour Pillow's ImageColor reads, e.g. `white`) → (255, 255, 255)."""
-    text = value.strip()
-    if len(text) == 6 and all(c in "0123456789abcdefABCDEF" for c in text):
-        text = f"#{text}"  # ImageColor wants the '#' that the API's `background` parameter leaves out
-    red, green, blue = ImageColor.getrgb(text)[:3]  # ValueError for anything it cannot read
-    return red, green, blue

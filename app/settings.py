@@ -86,7 +86,9 @@ class Settings(BaseSettings):
         description="Smallest share of the photo a connected pet region must cover to count as a pet in "
         "the JSON's `pets` (smaller ones are specks).",
     )
-    max_files_per_request: int = Field(16, gt=0, description="Most photos in one /segment/batch request.")
+    max_files_per_request: int = Field(
+        16, gt=0, description="Most photos in one /segment/batch or /v2 infer request."
+    )
     max_batch_size: int = Field(16, gt=0, description="Most photos the model sees in one forward pass.")
     max_batch_wait_ms: float = Field(
         5.0,

@@ -253,14 +253,14 @@ def test_serve_listens_where_the_settings_say_and_reports_unknown_ones_once(tmp_
 
 @pytest.mark.parametrize("text", ["ffffff", "#ffffff", "#FFFFFF", "white"])
 def test_colours_are_read_with_or_without_a_hash(text):
-    from app.predict import parse_color
+    from app.imaging import parse_color
 
     assert parse_color(text) == (255, 255, 255)
 
 
 @pytest.mark.parametrize("text", ["fffff", "#12345g", "not-a-colour", ""])
 def test_unreadable_colours_are_refused(text):
-    from app.predict import parse_color
+    from app.imaging import parse_color
 
     with pytest.raises(ValueError):
         parse_color(text)

@@ -13,6 +13,7 @@ from app.admission import Slot
 from app.api.deps import ApiKeyDep, ServiceDep, SettingsDep
 from app.api.uploads import FILE_FIELD, read_uploads
 from app.batcher import Unavailable
+from app.imaging import parse_color
 from app.schemas import (
     NON_PET_NOTE,
     BatchItem,
@@ -51,11 +52,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         503: "Overloaded, warming up, shutting down, or the model worker stopped; see Retry-After.",
     }.items()
 }
-
-
-def _hex_color(value: str) -> tuple[int, int, int]:
-    value = value.removeprefix("#")
-    return int(value[0:2], 16), int(value[2:4], 16), int(value[4:6], 16)
 
 
 # The shape of a JSON answer (illustrative values: a photo of two cats, a model with species/breed outputs).
@@ -205,7 +201,7 @@ async def segment(
 ) -> Response:
     _refuse_ignored_parameters(request, output)
     options = RenderOptions(
-        output=output, opacity=opacity, background=_hex_color(background) if background else None
+        output=output, opacity=opacity, background=parse_color(background) if background else None
     )
     # A decoding slot before the body is read: a burst of uploads waits unread or gets 503. Unavailable
     # (overloaded, stopping) becomes 503 + Retry-After in app/errors.py; the model headers come from
