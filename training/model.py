@@ -70,18 +70,25 @@ def pix2pix_decoder(skips: list, num_classes: int, scale: float = 1.0):
     )
 
 
-def light_decoder(skips: list, num_classes: int, scale: float = 1.0):
+def light_decoder(skips: list, num_classes: int, scale: float = 1.0, fine_channels: int | None = None):
     """A light U-Net decoder (FPN-like): about a third of the seed's decoder's compute at the same size.
 
     Every skip is reduced by a 1x1 convolution to 96 channels; from the deepest up, the running
     feature is upsampled bilinearly x2, added to the next reduced skip and refined by one
     depthwise-separable 3x3. Logits come at 1/2 of the input and are upsampled bilinearly to it.
     Adding (not concatenating) keeps the 1/2-resolution level, the costliest, at 96 channels.
+
+    `fine_channels` narrows that 1/2-resolution level: the running feature is projected to it (1x1, at
+    1/4 resolution, where it is cheap) before the last upsampling, and the finest skip is reduced to
+    it. At 224 px and 96 channels that level alone costs about as much as the whole encoder.
     """
     channels = max(8, int(LIGHT_DECODER_CHANNELS * scale))
     depth = len(skips)
     x = conv_bn_relu(skips[-1], layers.Conv2D(channels, 1, use_bias=False, name="reduce5"), "reduce5")
     for level, skip in zip(range(depth - 1, 0, -1), reversed(skips[:-1]), strict=True):
+        if level == 1 and fine_channels and fine_channels != channels:
+            channels = max(8, int(fine_channels * scale))
+            x = conv_bn_relu(x, layers.Conv2D(channels, 1, use_bias=False, name="narrow1"), "narrow1")
         x = layers.UpSampling2D(2, interpolation="bilinear", name=f"up{level}")(x)
         lateral = conv_bn_relu(
             skip, layers.Conv2D(channels, 1, use_bias=False, name=f"reduce{level}"), f"reduce{level}"
@@ -146,6 +153,7 @@ def build_unet(
     heads: str = "species-breed",
     decoder: str = "pix2pix",
     head_dropout: float = 0.2,
+    fine_channels: int | None = None,
 ) -> keras.Model:
     """U-Net taking float RGB in [0, 255] and returning a dict of logits.
 
@@ -153,7 +161,8 @@ def build_unet(
     SPECIES [N, 2] and BREED [N, 37] logits. The [-1, 1] scaling MobileNetV2 expects lives inside the
     model (the seed fed [0, 1]: a bug), so training, evaluation and the exported SavedModel cannot
     disagree about it. `decoder` is "pix2pix" (the seed's) or "light". `alpha` and `decoder_scale`
-    shrink the network for tests; the release model uses 1.0 for both.
+    shrink the network for tests; the release model uses 1.0 for both. `fine_channels` narrows the light
+    decoder's 1/2-resolution level (None: as wide as the others).
     """
     if heads not in HEADS:
         raise ValueError(f"heads must be one of {HEADS}, not {heads!r}")
@@ -168,7 +177,11 @@ def build_unet(
     decoders = {"pix2pix": pix2pix_decoder, "light": light_decoder}
     if decoder not in decoders:
         raise ValueError(f"decoder must be one of {tuple(decoders)}, not {decoder!r}")
-    outputs = {SEGMENTATION: decoders[decoder](skips, num_classes, decoder_scale)}
+    if decoder == "light":
+        segmentation = light_decoder(skips, num_classes, decoder_scale, fine_channels)
+    else:
+        segmentation = pix2pix_decoder(skips, num_classes, decoder_scale)
+    outputs = {SEGMENTATION: segmentation}
     if with_heads:
         outputs.update(classification_heads(features[-1], head_dropout))
     return keras.Model(inputs, outputs, name="pet_unet")
@@ -190,6 +203,7 @@ def model_from_config(cfg, encoder_weights: str | None) -> keras.Model:
         heads=cfg.heads,
         decoder=cfg.decoder,
         head_dropout=cfg.head_dropout,
+        fine_channels=cfg.fine_channels,
     )
 
 

@@ -57,6 +57,23 @@ def test_light_decoder_is_cheaper_than_the_seeds_at_the_same_size():
     assert decoder_params("light") < 0.1 * decoder_params("pix2pix")
 
 
+def test_fine_channels_narrow_only_the_half_resolution_level_and_cut_its_cost():
+    def decoder_params(**kw):
+        model = build_unet(128, encoder_weights=None, decoder="light", heads="none", **kw)
+        return model, model.count_params() - model.get_layer("encoder").count_params()
+
+    narrow, narrow_params = decoder_params(fine_channels=32)
+    _, wide_params = decoder_params()
+    separable = {
+        layer.name: layer.filters
+        for layer in narrow.layers
+        if isinstance(layer, keras.layers.SeparableConv2D)
+    }
+    assert separable["refine1"] == 32 and {v for k, v in separable.items() if k != "refine1"} == {96}
+    assert narrow_params < wide_params
+    assert output_shapes(narrow, 128)[SEGMENTATION] == (2, 128, 128, 3)
+
+
 def test_encoder_is_tapped_at_the_seed_layers():
     encoder = tiny(64, heads="none").get_layer("encoder")
     seed_taps = [

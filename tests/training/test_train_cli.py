@@ -46,6 +46,12 @@ def test_v2_preset_is_the_light_decoder_at_224_with_heads():
     assert (cfg.input_size, cfg.decoder, cfg.heads, cfg.alpha) == (224, "light", "species-breed", 1.0)
 
 
+def test_v3_preset_narrows_the_finest_decoder_level_and_fine_tunes_gently():
+    cfg = parse("--preset", "v3")
+    assert (cfg.input_size, cfg.decoder, cfg.fine_channels, cfg.heads) == (224, "light", 32, "species-breed")
+    assert cfg.fine_tune_learning_rate < PRESETS["v2"]["fine_tune_learning_rate"]
+
+
 def test_explicit_flags_override_a_preset():
     cfg = parse("--preset", "seed", "--input-size", "160", "--epochs", "3")
     assert (cfg.input_size, cfg.epochs, cfg.augment) == (160, 3, PRESETS["seed"]["augment"])
