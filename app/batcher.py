@@ -62,9 +62,10 @@ class _Pending:
 class Batcher:
     """Queue of single photos → batches of at most `max_batch_size`, waiting at most `max_wait_s` to fill.
 
-    One worker thread runs the model: TensorFlow already spreads one batch over all cores, so a second
-    concurrent batch would only compete for them. Decoding and rendering happen elsewhere, in the
-    service's imaging threads, while the model runs.
+    `streams` workers run the model, each on its own thread with its own batch: with one, a batch is
+    spread over every core (TensorFlow, OpenVINO's latency mode); with more, each batch runs on its own
+    OpenVINO stream of fewer cores, and no worker waits for the others' threads. Decoding and rendering
+    happen elsewhere, in the service's imaging threads, while the model runs.
 
     Every submitted photo gets an answer: its outputs, Overloaded (queue full), ShuttingDown (stop()
     was called) or WorkerDied (the worker task ended on its own; `failure` then says why).
@@ -78,16 +79,21 @@ class Batcher:
         max_wait_s: float,
         capacity: int,
         on_batch: Callable[[int, float], None] | None = None,
+        streams: int = 1,
     ) -> None:
+        if streams < 1:
+            raise ValueError("streams must be at least 1")
         self._predict = predict
         self._max_batch_size = max_batch_size
         self._max_wait_s = max_wait_s
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=capacity)
         self._on_batch = on_batch
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="petseg-model")
-        self._worker: asyncio.Task[None] | None = None
+        self._streams = streams
+        self._executor = ThreadPoolExecutor(max_workers=streams, thread_name_prefix="petseg-model")
+        self._workers: list[asyncio.Task[None]] = []
         self._arriving = 0
-        self._running: list[_Pending] = []  # the batch the model thread is working on
+        # The batches being formed or run, one per worker (stop() and a dead worker answer them too).
+        self._running: dict[int, list[_Pending]] = {}
         self._stopping = False
         self._failure: str | None = None
 
@@ -111,17 +117,21 @@ class Batcher:
             self._arriving -= 1
 
     def start(self) -> None:
-        """Start the worker task on the running event loop."""
-        self._worker = asyncio.get_running_loop().create_task(self._run(), name="petseg-batcher")
-        self._worker.add_done_callback(self._worker_ended)
+        """Start the worker tasks on the running event loop."""
+        loop = asyncio.get_running_loop()
+        for index in range(self._streams):
+            worker = loop.create_task(self._run(index), name=f"petseg-batcher-{index}")
+            worker.add_done_callback(self._worker_ended)
+            self._workers.append(worker)
 
     async def stop(self) -> None:
-        """Stop the worker and answer every photo not yet answered (queued or running) with ShuttingDown."""
+        """Stop the workers and answer every photo not yet answered (queued or running) with ShuttingDown."""
         self._stopping = True
-        if self._worker is not None and not self._worker.done():  # a dead worker has nothing to cancel
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
+        for worker in self._workers:
+            if not worker.done():  # a dead worker has nothing to cancel
+                worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
         self._fail_all(ShuttingDown("service is shutting down; retry on another instance or later"))
         # The model thread may still be inside a forward pass; wait for it without blocking the loop.
         await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown)
@@ -140,8 +150,10 @@ class Batcher:
         return await future
 
     def _worker_ended(self, worker: asyncio.Task[None]) -> None:
-        """Done-callback of the worker task: an end that stop() did not ask for fails everything waiting."""
-        if self._stopping:
+        """Done-callback of a worker task: an end that stop() did not ask for fails everything waiting.
+
+        One dead worker stops the batcher: the others share its runtime, which may be what broke."""
+        if self._stopping or self._failure is not None:
             return
         if worker.cancelled():
             self._failure = "the model worker was cancelled"
@@ -156,23 +168,23 @@ class Batcher:
         return f"{self._failure}; the service must be restarted"
 
     def _fail_all(self, error: Unavailable) -> None:
-        waiting = [*self._running]
+        waiting = [pending for batch in self._running.values() for pending in batch]
         while not self._queue.empty():
             waiting.append(self._queue.get_nowait())
-        self._running = []
+        self._running = {}
         for pending in waiting:
             if not pending.future.done():
                 pending.future.set_exception(error)
 
-    async def _run(self) -> None:
+    async def _run(self, index: int) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            batch = await self._collect()
+            batch = await self._collect(index)
             batch = [p for p in batch if not p.future.done()]  # callers that went away
             if not batch:
                 continue
             started = time.perf_counter()
-            self._running = batch
+            self._running[index] = batch
             try:
                 outputs = await loop.run_in_executor(
                     self._executor, self._predict, np.stack([p.image for p in batch])
@@ -182,28 +194,28 @@ class Batcher:
                 for pending in batch:
                     if not pending.future.done():
                         pending.future.set_exception(exc)
-                self._running = []
+                self._running.pop(index, None)
                 continue
             inference_s = time.perf_counter() - started
             if self._on_batch is not None:
                 self._on_batch(len(batch), inference_s)
-            for index, pending in enumerate(batch):
+            for position, pending in enumerate(batch):
                 if not pending.future.done():
                     pending.future.set_result(
                         BatchResult(
-                            outputs={name: values[index] for name, values in outputs.items()},
+                            outputs={name: values[position] for name, values in outputs.items()},
                             queued_s=started - pending.enqueued_at,
                             inference_s=inference_s,
                             batch_size=len(batch),
                         )
                     )
-            self._running = []
+            self._running.pop(index, None)
 
-    async def _collect(self) -> list[_Pending]:
-        # The forming batch is `_running` from its first photo on, so that stop() or the worker's
+    async def _collect(self, index: int) -> list[_Pending]:
+        # The forming batch is in `_running` from its first photo on, so that stop() or a worker's
         # death also answers photos already taken off the queue.
         batch: list[_Pending] = []
-        self._running = batch
+        self._running[index] = batch
         batch.append(await self._queue.get())
         deadline = time.perf_counter() + self._max_wait_s
         while len(batch) < self._max_batch_size:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import threading
+import queue
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -21,14 +21,25 @@ from petseg_contract import INPUT_NAME
 logger = logging.getLogger(__name__)
 
 Backend = Literal["tensorflow", "openvino"]
-# Half the cores per batch call is OpenVINO's THROUGHPUT trade; the service runs one batch at a time
-# on one worker thread, so one stream over every core (LATENCY) is what that worker wants.
-OPENVINO_CONFIG = {
-    "PERFORMANCE_HINT": "LATENCY",
-    # CPUs with AMX/AVX512-BF16 default to bf16 inference, which moved probabilities by ~3e-2 on the
-    # release model and would fail the startup check; f32 keeps OpenVINO within ~1e-6 of TensorFlow.
-    "INFERENCE_PRECISION_HINT": "f32",
-}
+# CPUs with AMX/AVX512-BF16 default to bf16 inference, which moved probabilities by ~3e-2 on the
+# release model and would fail the startup check; f32 keeps OpenVINO within ~1e-6 of TensorFlow.
+OPENVINO_PRECISION = {"INFERENCE_PRECISION_HINT": "f32"}
+
+
+def openvino_config(streams: int, threads: int = 0) -> dict[str, str | int]:
+    """One stream over every core (LATENCY) for one batch at a time; with `streams` > 1, that many
+    streams sharing the cores (THROUGHPUT), each running its own batch without waiting for the
+    others' threads. `threads` > 0 caps the threads of all streams together."""
+    config: dict[str, str | int] = dict(OPENVINO_PRECISION)
+    if streams > 1:
+        config.update({"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": streams})
+    else:
+        config["PERFORMANCE_HINT"] = "LATENCY"
+    if threads > 0:
+        config["INFERENCE_NUM_THREADS"] = threads
+    return config
+
+
 # The fixed input of the startup check: two deterministic pseudo-random photos (a batch > 1, so a
 # runtime that mixes up photos in a batch is caught too).
 CHECK_SEED = 20240611
@@ -71,18 +82,19 @@ class OpenVINORuntime:
 
     backend: Backend = "openvino"
 
-    def __init__(self, compiled: Any, output_names: tuple[str, ...]) -> None:
+    def __init__(self, compiled: Any, output_names: tuple[str, ...], streams: int = 1) -> None:
         self._compiled = compiled
-        self._request = compiled.create_infer_request()
-        # An infer request serves one call at a time; the batcher's single worker never overlaps,
-        # but a warm-up or a second caller (tests, petseg predict) must not find it busy.
-        self._lock = threading.Lock()
+        # An infer request serves one call at a time: one per stream, each lent to one caller (a
+        # batcher worker, the warm-up, tests) and given back, so concurrent calls never share one.
+        self._requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        for _ in range(streams):
+            self._requests.put(compiled.create_infer_request())
         self._outputs = [compiled.output(name) for name in output_names]
         self.output_names = output_names
 
     @classmethod
     def from_signature(
-        cls, signature: Any, output_names: tuple[str, ...], *, threads: int = 0
+        cls, signature: Any, output_names: tuple[str, ...], *, threads: int = 0, streams: int = 1
     ) -> OpenVINORuntime:
         """Freeze `signature`, convert the GraphDef (the SavedModel folder itself fails on VarHandleOp)
         and compile it, naming each output after its contract name."""
@@ -101,20 +113,20 @@ class OpenVINORuntime:
             for name in output_names:
                 if tensor_of[name] in names:
                     output.get_tensor().set_names({name, *names})
-        config: dict[str, str | int] = dict(OPENVINO_CONFIG)
-        if threads > 0:
-            config["INFERENCE_NUM_THREADS"] = threads
-        compiled = ov.Core().compile_model(model, "CPU", config)
-        return cls(compiled, output_names)
+        compiled = ov.Core().compile_model(model, "CPU", openvino_config(streams, threads))
+        return cls(compiled, output_names, streams)
 
     def predict(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        # One synchronous request per batch: the batcher calls from a single worker thread.
+        # One synchronous call per batch on a free infer request (a caller waits for one otherwise).
         # share_outputs=False: the request reuses its output buffers on the next call, and the
         # caller keeps these arrays, so they are copies.
-        with self._lock:
-            results = self._request.infer(
+        request = self._requests.get()
+        try:
+            results = request.infer(
                 [np.ascontiguousarray(images, dtype=np.uint8)], share_inputs=True, share_outputs=False
             )
+        finally:
+            self._requests.put(request)
         return {name: results[output] for name, output in zip(self.output_names, self._outputs, strict=True)}
 
 
@@ -181,6 +193,7 @@ def build_runtime(
     backend: str,
     tolerance: float,
     threads: int = 0,
+    streams: int = 1,
 ) -> Runtime:
     """The runtime `backend` (auto|tensorflow|openvino) asks for, checked against TensorFlow first."""
     reference = TensorFlowRuntime(signature, output_names)
@@ -188,7 +201,7 @@ def build_runtime(
     if chosen == "tensorflow":
         return reference
     try:
-        candidate = OpenVINORuntime.from_signature(signature, output_names, threads=threads)
+        candidate = OpenVINORuntime.from_signature(signature, output_names, threads=threads, streams=streams)
     except Exception as exc:  # the converter raises many types for a graph it cannot take
         raise ModelDirError(f"OpenVINO cannot compile the model ({type(exc).__name__}: {exc})") from exc
     difference = check_agreement(reference, candidate, input_size, tolerance)

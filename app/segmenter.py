@@ -64,7 +64,9 @@ class Segmenter:
         """The inference runtime in use: tensorflow or openvino."""
         return self.runtime.backend
 
-    def use_backend(self, backend: str, *, tolerance: float = 1e-4, threads: int = 0) -> None:
+    def use_backend(
+        self, backend: str, *, tolerance: float = 1e-4, threads: int = 0, streams: int = 1
+    ) -> None:
         """Switch to `backend` (auto|tensorflow|openvino) once it agreed with TensorFlow on a fixed input;
         raises ModelDirError (RuntimeDisagreement) when it cannot be compiled or disagrees."""
         self.runtime = build_runtime(
@@ -74,6 +76,7 @@ class Segmenter:
             backend=backend,
             tolerance=tolerance,
             threads=threads,
+            streams=streams,
         )
 
     @property
@@ -107,6 +110,7 @@ class Segmenter:
                 settings.backend,
                 tolerance=settings.backend_check_tolerance,
                 threads=settings.tf_intra_op_threads,
+                streams=settings.model_streams,
             )
         return segmenter
 

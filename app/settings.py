@@ -122,6 +122,12 @@ class Settings(BaseSettings):
     )
     tf_intra_op_threads: int = Field(0, ge=0, description="TensorFlow intra-op threads (0: one per core).")
     tf_inter_op_threads: int = Field(0, ge=0, description="TensorFlow inter-op threads (0: TF decides).")
+    model_streams: int = Field(
+        1,
+        ge=1,
+        description="Batches the model runs at once; above 1 each runs on its own OpenVINO stream, a "
+        "share of the cores (1: one batch at a time over every core).",
+    )
     backend: Literal["auto", "tensorflow", "openvino"] = Field(
         "auto",
         description="Inference runtime; auto: TensorFlow when a GPU is visible, else OpenVINO if installed.",

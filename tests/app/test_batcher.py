@@ -172,3 +172,69 @@ def test_a_dead_worker_fails_waiting_and_new_photos_and_says_why() -> None:
 def test_every_refusal_is_an_unavailable() -> None:
     # The HTTP layer answers any Unavailable with 503 + Retry-After (app/errors.py).
     assert all(issubclass(error, Unavailable) for error in (Overloaded, ShuttingDown, WorkerDied))
+
+
+class CountingModel(NumpyModel):
+    """A held model that also records how many forward passes were inside it at once."""
+
+    def __init__(self) -> None:
+        super().__init__(hold=True)
+        self._lock = threading.Lock()
+        self.inside = 0
+        self.most_inside = 0
+        self.two_inside = threading.Event()
+
+    def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        with self._lock:
+            self.inside += 1
+            self.most_inside = max(self.most_inside, self.inside)
+            if self.inside == 2:
+                self.two_inside.set()
+        try:
+            return super().__call__(images)
+        finally:
+            with self._lock:
+                self.inside -= 1
+
+
+def test_with_two_streams_a_second_batch_runs_while_the_first_is_held() -> None:
+    model = CountingModel()
+
+    async def scenario() -> None:
+        batcher = Batcher(model, max_batch_size=16, max_wait_s=0.0, capacity=16, streams=2)
+        batcher.start()
+        first = asyncio.create_task(batcher.submit(photo(0)))
+        await model.running()
+        second = asyncio.create_task(batcher.submit(photo(1)))
+        assert await asyncio.to_thread(model.two_inside.wait, GUARD_S)
+        model.release.set()
+        results = await asyncio.gather(first, second)
+        await batcher.stop()
+        assert model.most_inside == 2 and model.batches == [1, 1]
+        assert [int(r.probabilities[0, 0, 0]) for r in results] == [0, 1]
+
+    run(scenario)
+
+
+def test_stop_with_two_streams_answers_both_running_batches_and_the_queue() -> None:
+    model = CountingModel()
+
+    async def scenario() -> None:
+        batcher = Batcher(model, max_batch_size=1, max_wait_s=0.0, capacity=4, streams=2)
+        batcher.start()
+        running = [asyncio.create_task(batcher.submit(photo(value))) for value in (0, 1)]
+        assert await asyncio.to_thread(model.two_inside.wait, GUARD_S)
+        queued = asyncio.create_task(batcher.submit(photo(2)))
+        await asyncio.sleep(0)
+        stopping = asyncio.create_task(batcher.stop())
+        outcomes = await asyncio.gather(*running, queued, return_exceptions=True)
+        assert all(isinstance(outcome, ShuttingDown) for outcome in outcomes), outcomes
+        model.release.set()
+        await stopping
+
+    run(scenario)
+
+
+def test_streams_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="streams"):
+        Batcher(NumpyModel(), max_batch_size=1, max_wait_s=0.0, capacity=1, streams=0)

@@ -136,6 +136,21 @@ def test_every_output_of_the_model_comes_out_of_both_backends(which, model_dir, 
     np.testing.assert_allclose(one["probabilities"][0], expected["probabilities"][0], atol=1e-4)
 
 
+def test_two_openvino_streams_answer_concurrent_callers_each_with_its_own_photos(model_dir: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    directory = model_dir / "1"
+    tensorflow = Segmenter.load(directory, Settings(model_dir=directory, backend="tensorflow"))
+    streams = Segmenter.load(directory, Settings(model_dir=directory, backend="openvino", model_streams=2))
+    assert streams.runtime._compiled.get_property("NUM_STREAMS") == 2
+    batches = [np.stack([make_input(tensorflow.input_size, seed + i) for i in range(3)]) for seed in range(8)]
+    with ThreadPoolExecutor(4) as callers:  # more callers than streams: some wait for a free request
+        answers = list(callers.map(streams.predict, batches))
+    for batch, answer in zip(batches, answers, strict=True):
+        expected = tensorflow.predict(batch)["probabilities"]
+        np.testing.assert_allclose(answer["probabilities"], expected, atol=1e-4)
+
+
 def make_input(size: int, seed: int) -> np.ndarray:
     photo = Image.open(io.BytesIO(make_photo(120 + seed * 7, 90 + seed * 5))).convert("RGB")
     return np.asarray(photo.resize((size, size)), dtype=np.uint8)
