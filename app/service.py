@@ -14,6 +14,7 @@ from app import imaging, regions
 from app.admission import Admission
 from app.batcher import Batcher
 from app.labels import Scored, photo_labels
+from app.png import Workers as PngWorkers
 from app.schemas import BoundingBox, LabelScore, OutputMode, Pet, RenderOptions, SegmentResult, Timings
 from app.settings import Settings
 from petseg_contract import PET, masks, photos
@@ -48,9 +49,16 @@ class SegmentationService:
         # Decoding and rendering are CPU work: more threads than cores (anyio's default is 40) only add
         # context switches, memory held by half-done photos, and contention with TensorFlow's own threads.
         self._cpu_limiter = CapacityLimiter(settings.imaging_thread_count)
+        # A full-size PNG is deflated in bands on all those threads at once (app/png.py): shared by every
+        # render, so a request never starts threads of its own.
+        self.png_workers = PngWorkers(settings.imaging_thread_count)
         self.admission = Admission(
             settings.max_decoding, settings.max_decoding_waiting, holding=batcher.arriving
         )
+
+    def close(self) -> None:
+        """Stop the PNG band threads; call once no render is running (after the batcher stops)."""
+        self.png_workers.close()
 
     async def segment(
         self, data: bytes, options: RenderOptions, on_decoded: Callable[[], None] | None = None
@@ -116,12 +124,12 @@ class SegmentationService:
             png = imaging.render_mask(labels, self.colors)
         elif options.output is OutputMode.overlay:
             pixels = photos.decode_pixels(data, max_pixels=self.settings.max_pixels)
-            png = imaging.render_overlay(pixels, labels, self.colors, options.opacity)
+            png = imaging.render_overlay(pixels, labels, self.colors, options.opacity, self.png_workers)
         elif options.output is OutputMode.cutout:
             pixels = photos.decode_pixels(data, max_pixels=self.settings.max_pixels)
-            png = imaging.render_cutout(pixels, segmentation.pet_alpha, options.background)
+            png = imaging.render_cutout(pixels, segmentation.pet_alpha, options.background, self.png_workers)
         elif options.output is OutputMode.alpha:
-            png = imaging.render_alpha(segmentation.pet_alpha)
+            png = imaging.render_alpha(segmentation.pet_alpha, self.png_workers)
         fractions = imaging.class_fractions(labels, len(self.class_names))
         # Only the JSON reports separate pets; a PNG answer does not pay for finding them.
         pets = (
