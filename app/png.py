@@ -27,6 +27,7 @@ import numpy as np
 from zlib_ng import zlib_ng
 
 T = TypeVar("T")
+U = TypeVar("U")
 Rows = Callable[[int, int], np.ndarray]
 """`rows(start, stop)` → uint8 pixels of rows start..stop-1, shape [stop - start, width (, channels)]."""
 
@@ -77,6 +78,13 @@ class Workers:
             return [call() for call in calls]
         futures = [self._pool.submit(call) for call in calls[1:]]
         return [calls[0](), *(future.result() for future in futures)]
+
+    def pair(self, first: Callable[[], T], second: Callable[[], U]) -> tuple[T, U]:
+        """Both results: `first` run here while the pool runs `second` (both here without a pool)."""
+        if self._pool is None:
+            return first(), second()
+        future = self._pool.submit(second)
+        return first(), future.result()
 
     def close(self) -> None:
         """Stop the pool's threads once their bands are done."""

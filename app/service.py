@@ -117,19 +117,36 @@ class SegmentationService:
         """PNG (or None for JSON), class fractions, pet box and separate pets; all here, in a worker
         thread, because counting pixels of a full-size photo would otherwise block the event loop. Only
         overlays and cut-outs decode the photo at full size, and only now."""
-        segmentation = masks.upsample(probabilities, photo.height, photo.width)
-        labels = segmentation.labels
+        cutout = options.output is OutputMode.cutout
+
+        def upsampled() -> masks.Segmentation:
+            segmentation = masks.upsample(probabilities, photo.height, photo.width)
+            if cutout:
+                _ = segmentation.pet_alpha  # another full-size resize: here, beside the photo's decode
+            return segmentation
+
         png: bytes | None = None
-        if options.output is OutputMode.mask:
-            png = imaging.render_mask(labels, self.colors)
-        elif options.output is OutputMode.overlay:
-            pixels = photos.decode_pixels(data, max_pixels=self.settings.max_pixels)
-            png = imaging.render_overlay(pixels, labels, self.colors, options.opacity, self.png_workers)
-        elif options.output is OutputMode.cutout:
-            pixels = photos.decode_pixels(data, max_pixels=self.settings.max_pixels)
-            png = imaging.render_cutout(pixels, segmentation.pet_alpha, options.background, self.png_workers)
-        elif options.output is OutputMode.alpha:
-            png = imaging.render_alpha(segmentation.pet_alpha, self.png_workers)
+        if options.output in (OutputMode.overlay, OutputMode.cutout):
+            # The full-size decode (libjpeg) and the upsampling (Pillow) both release the GIL: side by
+            # side on two of the imaging threads they cost the longer of the two, not the sum.
+            segmentation, pixels = self.png_workers.pair(
+                upsampled, lambda: photos.decode_pixels(data, max_pixels=self.settings.max_pixels)
+            )
+            if cutout:
+                png = imaging.render_cutout(
+                    pixels, segmentation.pet_alpha, options.background, self.png_workers
+                )
+            else:
+                png = imaging.render_overlay(
+                    pixels, segmentation.labels, self.colors, options.opacity, self.png_workers
+                )
+        else:
+            segmentation = upsampled()
+            if options.output is OutputMode.mask:
+                png = imaging.render_mask(segmentation.labels, self.colors)
+            elif options.output is OutputMode.alpha:
+                png = imaging.render_alpha(segmentation.pet_alpha, self.png_workers)
+        labels = segmentation.labels
         fractions = imaging.class_fractions(labels, len(self.class_names))
         # Only the JSON reports separate pets; a PNG answer does not pay for finding them.
         pets = (

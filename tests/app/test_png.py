@@ -184,3 +184,8 @@ def test_the_deflate_call_itself_releases_the_gil() -> None:
 def test_zero_pixels_are_refused() -> None:
     with pytest.raises(ValueError, match="at least one pixel"):
         png.encode((0, 5), "RGB", lambda start, stop: np.zeros((stop - start, 0, 3), np.uint8))
+
+
+def test_pair_runs_the_second_call_in_the_pool_beside_the_first(workers: png.Workers) -> None:
+    first, second = workers.pair(threading.get_ident, threading.get_ident)
+    assert first == threading.get_ident() and second != first
