@@ -9,7 +9,8 @@ hold on a noisy machine where the milliseconds do not: the previous path (the wh
 by Pillow, then Pillow's PNG at level 1), `app.imaging` on one thread, and `app.imaging` with the
 service's band threads (`--threads`, default one per core as PETSEG_IMAGING_THREADS=0 gives). Prints
 one JSON line per photo and output: fastest ms of each, CPU ms of the fastest, PNG MB, and the ratio
-of the previous path to the new one. No model and no server.
+of the previous path to the new one. No model and no server, but glibc's malloc tuned as `petseg serve`
+tunes it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 from app import imaging, png
+from app.cli import tune_malloc
 from app.settings import Settings
 from bench.photos import DEFAULT_DATA_DIR, choose_photos
 from bench.regions import SCENES, probabilities
@@ -117,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="band threads (0: one per core)")
     parser.add_argument("--outputs", default="overlay,cutout,cutout on colour,alpha")
     args = parser.parse_args(argv)
+    tune_malloc()  # glibc as `petseg serve` sets it: its mmap threshold changes what large buffers cost
     chosen = choose_photos(args.data_dir, [args.photo] if args.photo else None)
     source = max(chosen, key=lambda p: p.width * p.height).data
     threads = Settings(imaging_threads=args.threads).imaging_thread_count
