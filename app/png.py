@@ -94,9 +94,10 @@ class Workers:
         return first(), future.result()
 
     def close(self) -> None:
-        """Stop the pool's threads once their bands are done."""
+        """Let the pool's threads end once their bands are done; returns at once (the service calls this
+        from its event loop at shutdown)."""
         if self._pool is not None:
-            self._pool.shutdown(wait=True)
+            self._pool.shutdown(wait=False)
 
 
 SERIAL = Workers(1)
