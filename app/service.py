@@ -14,6 +14,7 @@ from app import imaging, regions
 from app.admission import Admission
 from app.batcher import Batcher
 from app.labels import Scored, photo_labels
+from app.png import Workers as PngWorkers
 from app.schemas import BoundingBox, LabelScore, OutputMode, Pet, RenderOptions, SegmentResult, Timings
 from app.settings import Settings
 from petseg_contract import PET, masks, photos
@@ -48,9 +49,16 @@ class SegmentationService:
         # Decoding and rendering are CPU work: more threads than cores (anyio's default is 40) only add
         # context switches, memory held by half-done photos, and contention with TensorFlow's own threads.
         self._cpu_limiter = CapacityLimiter(settings.imaging_thread_count)
+        # A full-size PNG is deflated in bands on all those threads at once (app/png.py): shared by every
+        # render, so a request never starts threads of its own.
+        self.png_workers = PngWorkers(settings.imaging_thread_count)
         self.admission = Admission(
             settings.max_decoding, settings.max_decoding_waiting, holding=batcher.arriving
         )
+
+    def close(self) -> None:
+        """Stop the PNG band threads; call once no render is running (after the batcher stops)."""
+        self.png_workers.close()
 
     async def segment(
         self, data: bytes, options: RenderOptions, on_decoded: Callable[[], None] | None = None
@@ -109,19 +117,36 @@ class SegmentationService:
         """PNG (or None for JSON), class fractions, pet box and separate pets; all here, in a worker
         thread, because counting pixels of a full-size photo would otherwise block the event loop. Only
         overlays and cut-outs decode the photo at full size, and only now."""
-        segmentation = masks.upsample(probabilities, photo.height, photo.width)
-        labels = segmentation.labels
+        cutout = options.output is OutputMode.cutout
+
+        def upsampled() -> masks.Segmentation:
+            segmentation = masks.upsample(probabilities, photo.height, photo.width)
+            if cutout:
+                _ = segmentation.pet_alpha  # another full-size resize: here, beside the photo's decode
+            return segmentation
+
         png: bytes | None = None
-        if options.output is OutputMode.mask:
-            png = imaging.render_mask(labels, self.colors)
-        elif options.output is OutputMode.overlay:
-            pixels = photos.decode_pixels(data, max_pixels=self.settings.max_pixels)
-            png = imaging.render_overlay(pixels, labels, self.colors, options.opacity)
-        elif options.output is OutputMode.cutout:
-            pixels = photos.decode_pixels(data, max_pixels=self.settings.max_pixels)
-            png = imaging.render_cutout(pixels, segmentation.pet_alpha, options.background)
-        elif options.output is OutputMode.alpha:
-            png = imaging.render_alpha(segmentation.pet_alpha)
+        if options.output in (OutputMode.overlay, OutputMode.cutout):
+            # The full-size decode (libjpeg) and the upsampling (Pillow) both release the GIL: side by
+            # side on two of the imaging threads they cost the longer of the two, not the sum.
+            segmentation, pixels = self.png_workers.pair(
+                upsampled, lambda: photos.decode_pixels(data, max_pixels=self.settings.max_pixels)
+            )
+            if cutout:
+                png = imaging.render_cutout(
+                    pixels, segmentation.pet_alpha, options.background, self.png_workers
+                )
+            else:
+                png = imaging.render_overlay(
+                    pixels, segmentation.labels, self.colors, options.opacity, self.png_workers
+                )
+        else:
+            segmentation = upsampled()
+            if options.output is OutputMode.mask:
+                png = imaging.render_mask(segmentation.labels, self.colors)
+            elif options.output is OutputMode.alpha:
+                png = imaging.render_alpha(segmentation.pet_alpha, self.png_workers)
+        labels = segmentation.labels
         fractions = imaging.class_fractions(labels, len(self.class_names))
         # Only the JSON reports separate pets; a PNG answer does not pay for finding them.
         pets = (

@@ -79,7 +79,7 @@ async def running_service(
     queue_capacity: int | None = None,
     on_batch: Callable[[int, float], None] | None = None,
 ) -> AsyncIterator[SegmentationService]:
-    """Load the model (in a thread), start its batcher, yield the service; stop the batcher on exit.
+    """Load the model (in a thread), start its batcher, yield the service; stop both on exit.
 
     `queue_capacity` overrides `settings.queue_capacity` (petseg predict keeps only two batches queued);
     `on_batch(size, seconds)` is told about every forward pass (metrics).
@@ -99,3 +99,4 @@ async def running_service(
         yield service
     finally:
         await batcher.stop()
+        service.close()

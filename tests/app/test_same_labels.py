@@ -52,6 +52,7 @@ def answers(model_dir: Path) -> dict[str, Rendered]:
             return {name: await service.segment(photo, options) for name, options in modes.items()}
         finally:
             await batcher.stop()
+            service.close()
 
     return asyncio.run(run())
 
