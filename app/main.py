@@ -95,11 +95,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             metrics.decoding_waiting.set_function(lambda: service.admission.waiting)
             app.state.service = service
             logger.info(
-                "loaded model %s v%d from %s on %s",
+                "loaded model %s v%d from %s on %s (%d stream%s)",
                 segmenter.name,
                 segmenter.version,
                 segmenter.model_dir,
                 segmenter.backend,
+                segmenter.streams,
+                "" if segmenter.streams == 1 else "s",
             )
             warm_up_task = asyncio.create_task(_warm_up(app, service))
             try:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import importlib.util
 import logging
 import queue
+import threading
 from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from app.settings import ModelDirError
+from app.settings import ModelDirError, usable_cores
 from petseg_contract import INPUT_NAME
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class Runtime(Protocol):
 
     backend: Backend
     output_names: tuple[str, ...]
+    streams: int  # batches it runs at once without them waiting on each other's threads
 
     def predict(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """uint8 [n, S, S, 3] → each output in `output_names`, float32 with leading dimension n."""
@@ -65,6 +67,7 @@ class TensorFlowRuntime:
     """The SavedModel's signature called through TensorFlow (CPU or GPU)."""
 
     backend: Backend = "tensorflow"
+    streams = 1
 
     def __init__(self, signature: Any, output_names: tuple[str, ...]) -> None:
         self._signature = signature
@@ -91,6 +94,7 @@ class OpenVINORuntime:
             self._requests.put(compiled.create_infer_request())
         self._outputs = [compiled.output(name) for name in output_names]
         self.output_names = output_names
+        self.streams = streams
 
     @classmethod
     def from_signature(
@@ -128,6 +132,37 @@ class OpenVINORuntime:
         finally:
             self._requests.put(request)
         return {name: results[output] for name, output in zip(self.output_names, self._outputs, strict=True)}
+
+
+class AloneOrSharedRuntime:
+    """Two compilations of one model: all cores for a batch that runs alone, streams when batches overlap.
+
+    With one stream over every core, a second batch must wait; with several streams, a batch that runs
+    alone still gets only its stream's share of the cores. So a batch that finds no other running takes
+    `alone` (one stream, every core: a lone request's latency), and one that finds another running
+    takes a stream of `shared` (their threads never wait on each other: throughput under load).
+    """
+
+    backend: Backend = "openvino"
+
+    def __init__(self, alone: OpenVINORuntime, shared: OpenVINORuntime) -> None:
+        self.alone = alone
+        self.shared = shared
+        self.output_names = alone.output_names
+        self.streams = shared.streams
+        self._lock = threading.Lock()
+        self._running = 0
+
+    def predict(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        with self._lock:
+            # `alone` has one infer request and is only taken when nothing else runs: never waited for.
+            runtime = self.alone if self._running == 0 else self.shared
+            self._running += 1
+        try:
+            return runtime.predict(images)
+        finally:
+            with self._lock:
+                self._running -= 1
 
 
 def openvino_installed() -> bool:
@@ -195,15 +230,33 @@ def build_runtime(
     threads: int = 0,
     streams: int = 1,
 ) -> Runtime:
-    """The runtime `backend` (auto|tensorflow|openvino) asks for, checked against TensorFlow first."""
+    """The runtime `backend` (auto|tensorflow|openvino) asks for, checked against TensorFlow first.
+
+    OpenVINO with `streams` > 1 is compiled twice (AloneOrSharedRuntime), and each compilation is checked.
+    `streams` 0 means 2 for OpenVINO on a machine with at least two cores, else 1 (TensorFlow spreads one
+    batch over every core or the GPU itself).
+    """
     reference = TensorFlowRuntime(signature, output_names)
     chosen = choose_backend(backend)
     if chosen == "tensorflow":
         return reference
-    try:
-        candidate = OpenVINORuntime.from_signature(signature, output_names, threads=threads, streams=streams)
-    except Exception as exc:  # the converter raises many types for a graph it cannot take
-        raise ModelDirError(f"OpenVINO cannot compile the model ({type(exc).__name__}: {exc})") from exc
-    difference = check_agreement(reference, candidate, input_size, tolerance)
-    logger.info("OpenVINO agrees with TensorFlow on the startup check (max abs difference %.2g)", difference)
-    return candidate
+    if streams == 0:
+        streams = min(2, usable_cores())
+    compilations = [1] if streams <= 1 else [1, streams]
+    compiled = []
+    for count in compilations:
+        try:
+            candidate = OpenVINORuntime.from_signature(
+                signature, output_names, threads=threads, streams=count
+            )
+        except Exception as exc:  # the converter raises many types for a graph it cannot take
+            raise ModelDirError(f"OpenVINO cannot compile the model ({type(exc).__name__}: {exc})") from exc
+        difference = check_agreement(reference, candidate, input_size, tolerance)
+        logger.info(
+            "OpenVINO (%d stream%s) agrees with TensorFlow on the startup check (max abs difference %.2g)",
+            count,
+            "" if count == 1 else "s",
+            difference,
+        )
+        compiled.append(candidate)
+    return compiled[0] if len(compiled) == 1 else AloneOrSharedRuntime(*compiled)

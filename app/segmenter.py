@@ -80,6 +80,11 @@ class Segmenter:
         )
 
     @property
+    def streams(self) -> int:
+        """Batches the runtime runs at once (the batcher starts one worker per stream)."""
+        return self.runtime.streams
+
+    @property
     def has_labels(self) -> bool:
         """Whether the model also says species and breed (optional outputs of the contract)."""
         return SPECIES_OUTPUT in self.output_names and BREED_OUTPUT in self.output_names

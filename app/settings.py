@@ -48,7 +48,7 @@ COMPOSE_VARIABLES = frozenset(
 )
 
 
-def _usable_cores() -> int:
+def usable_cores() -> int:
     """Cores this process may run on (a cpuset narrows it; a CFS quota, as in Kubernetes, does not)."""
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0)) or 1
@@ -99,7 +99,7 @@ class Settings(BaseSettings):
         64, gt=0, description="Photos waiting for the model beyond which requests get 503 + Retry-After."
     )
     max_decoding: int = Field(
-        default_factory=lambda: 2 * _usable_cores(),
+        default_factory=lambda: 2 * usable_cores(),
         gt=0,
         description="Requests reading and decoding their photos at once (default: 2 per core).",
     )
@@ -123,10 +123,10 @@ class Settings(BaseSettings):
     tf_intra_op_threads: int = Field(0, ge=0, description="TensorFlow intra-op threads (0: one per core).")
     tf_inter_op_threads: int = Field(0, ge=0, description="TensorFlow inter-op threads (0: TF decides).")
     model_streams: int = Field(
-        1,
-        ge=1,
-        description="Batches the model runs at once; above 1 each runs on its own OpenVINO stream, a "
-        "share of the cores (1: one batch at a time over every core).",
+        0,
+        ge=0,
+        description="OpenVINO: batches the model runs at once, each on its own stream (a share of the "
+        "cores) while another runs, on every core when alone; 1: one at a time; 0: 2 with 2+ cores.",
     )
     backend: Literal["auto", "tensorflow", "openvino"] = Field(
         "auto",
@@ -145,7 +145,7 @@ class Settings(BaseSettings):
     @property
     def imaging_thread_count(self) -> int:
         """`imaging_threads`, with 0 resolved to the cores this process may run on."""
-        return self.imaging_threads or _usable_cores()
+        return self.imaging_threads or usable_cores()
 
     @cached_property
     def model_version_dir(self) -> Path:

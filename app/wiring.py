@@ -91,7 +91,7 @@ async def running_service(
         max_wait_s=settings.max_batch_wait_ms / 1000.0,
         capacity=queue_capacity or settings.queue_capacity,
         on_batch=on_batch,
-        streams=settings.model_streams,
+        streams=segmenter.streams,
     )
     service = SegmentationService(settings, segmenter, batcher)
     batcher.start()

@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from app.runtime import (
+    AloneOrSharedRuntime,
     OpenVINORuntime,
     RuntimeDisagreement,
     TensorFlowRuntime,
@@ -142,7 +143,10 @@ def test_two_openvino_streams_answer_concurrent_callers_each_with_its_own_photos
     directory = model_dir / "1"
     tensorflow = Segmenter.load(directory, Settings(model_dir=directory, backend="tensorflow"))
     streams = Segmenter.load(directory, Settings(model_dir=directory, backend="openvino", model_streams=2))
-    assert streams.runtime._compiled.get_property("NUM_STREAMS") == 2
+    runtime = streams.runtime
+    assert isinstance(runtime, AloneOrSharedRuntime) and runtime.backend == "openvino"
+    assert runtime.shared._compiled.get_property("NUM_STREAMS") == 2
+    assert runtime.alone._compiled.get_property("NUM_STREAMS") == 1
     batches = [np.stack([make_input(tensorflow.input_size, seed + i) for i in range(3)]) for seed in range(8)]
     with ThreadPoolExecutor(4) as callers:  # more callers than streams: some wait for a free request
         answers = list(callers.map(streams.predict, batches))
@@ -198,3 +202,49 @@ def test_a_disagreeing_backend_stops_the_service_with_one_clear_line(model_dir: 
     assert proc.returncode != 0, proc.stderr[-2000:]
     assert errors and "openvino disagrees with tensorflow" in errors[0] and "allowed 0" in errors[0]
     assert "Traceback" not in proc.stderr
+
+
+class HeldRuntime:
+    """A stand-in compilation (plain NumPy) that records its calls and can be held inside one."""
+
+    def __init__(self, name: str) -> None:
+        import threading
+
+        self.name = name
+        self.output_names = ("probabilities",)
+        self.calls = 0
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def predict(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        self.calls += 1
+        self.entered.set()
+        assert self.release.wait(60)
+        return {"probabilities": np.full(images.shape, self.name == "shared", np.float32)}
+
+
+def test_a_batch_alone_gets_every_core_and_one_overlapping_it_gets_a_stream() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    alone, shared = HeldRuntime("alone"), HeldRuntime("shared")
+    runtime = AloneOrSharedRuntime(alone, shared)  # type: ignore[arg-type]
+    images = np.zeros((1, 2, 2, 3), np.uint8)
+    with ThreadPoolExecutor(2) as callers:
+        first = callers.submit(runtime.predict, images)
+        assert alone.entered.wait(60)
+        second = callers.submit(runtime.predict, images)  # the first is still inside `alone`
+        assert shared.entered.wait(60)
+        alone.release.set()
+        shared.release.set()
+        assert not first.result()["probabilities"].any() and second.result()["probabilities"].all()
+    runtime.predict(images)  # nothing running any more: alone again
+    assert (alone.calls, shared.calls) == (2, 1)
+
+
+def test_streams_default_to_two_on_openvino_with_two_cores_and_one_on_tensorflow(model_dir: Path) -> None:
+    from app.settings import usable_cores
+
+    directory = model_dir / "1"
+    openvino = Segmenter.load(directory, Settings(model_dir=directory, backend="openvino"))
+    tensorflow = Segmenter.load(directory, Settings(model_dir=directory, backend="tensorflow"))
+    assert (openvino.streams, tensorflow.streams) == (min(2, usable_cores()), 1)
