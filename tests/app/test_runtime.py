@@ -212,6 +212,7 @@ class HeldRuntime:
 
         self.name = name
         self.output_names = ("probabilities",)
+        self.streams = 2 if name == "shared" else 1
         self.calls = 0
         self.entered = threading.Event()
         self.release = threading.Event()
