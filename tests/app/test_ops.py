@@ -95,8 +95,9 @@ def test_warming_up_503_sends_the_configured_retry_after(tmp_path: Path) -> None
 
 
 async def _cancel_model_worker() -> None:
-    """Ends the batcher's worker task from outside, as an unexpected crash would (it is named in start())."""
-    (worker,) = [task for task in asyncio.all_tasks() if task.get_name() == "petseg-batcher"]
+    """Ends one of the batcher's worker tasks from outside, as an unexpected crash would (they are named in
+    start(), one per model stream); one dead worker stops the whole batcher."""
+    worker = next(task for task in asyncio.all_tasks() if task.get_name().startswith("petseg-batcher-"))
     worker.cancel()
     await asyncio.wait({worker})
 
