@@ -134,30 +134,17 @@ def test_other_threads_run_while_it_encodes() -> None:
     """With forced GIL hand-overs made rare, a counting thread only runs when the encoder releases the
     GIL by itself (as NumPy, zlib-ng and Pillow do; fpng, for one, does not)."""
     array = pixels((1000, 1000), "RGB", seed=4)
-    counted, stop = [0], threading.Event()
-
-    def count() -> None:
-        while not stop.is_set():
-            counted[0] += 1
-            time.sleep(0)  # releases the GIL: this thread never keeps the encoder waiting
-
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(30.0)
-    counter = threading.Thread(target=count)
-    counter.start()
-    try:
-        before = counted[0]
-        png.encode_array(array)
-        after = counted[0]
-    finally:
-        stop.set()
-        counter.join()
-        sys.setswitchinterval(interval)
-    assert after > before
+    assert runs_of_another_thread_during(lambda: png.encode_array(array)) > 0
 
 
 def test_the_deflate_call_itself_releases_the_gil() -> None:
     data = pixels((1000, 1000), "RGB", seed=5).tobytes()
+    compressor = png.zlib_ng.compressobj(png.LEVEL, png.zlib_ng.DEFLATED, -15)
+    assert runs_of_another_thread_during(lambda: compressor.compress(data)) > 0
+
+
+def runs_of_another_thread_during(work) -> int:
+    """How often a counting thread ran while `work` did, with forced GIL hand-overs made rare (30 s)."""
     counted, stop = [0], threading.Event()
 
     def count() -> None:
@@ -170,15 +157,14 @@ def test_the_deflate_call_itself_releases_the_gil() -> None:
     counter = threading.Thread(target=count)
     counter.start()
     try:
-        compressor = png.zlib_ng.compressobj(png.LEVEL, png.zlib_ng.DEFLATED, -15)
         before = counted[0]
-        compressor.compress(data)
+        work()
         after = counted[0]
     finally:
         stop.set()
         counter.join()
         sys.setswitchinterval(interval)
-    assert after > before
+    return after - before
 
 
 def test_zero_pixels_are_refused() -> None:
