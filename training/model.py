@@ -171,7 +171,8 @@ def build_unet(
     x = layers.Rescaling(1 / 127.5, offset=-1.0, name="to_minus1_1")(inputs)
     encoder = build_encoder(input_size, encoder_weights, alpha, head_feature=with_heads)
     encoder.trainable = False
-    # training=False keeps the encoder's batch-norm statistics frozen, also after unfreezing its weights.
+    # Keras 3 does not keep this training=False once the outer model is called in training mode, so
+    # set_encoder_trainable is what keeps the encoder's batch norm in inference mode when fine-tuning.
     features = encoder(x, training=False)
     skips = list(features[: len(SKIP_LAYERS)])
     decoders = {"pix2pix": pix2pix_decoder, "light": light_decoder}
@@ -228,7 +229,14 @@ def predict_outputs(model: keras.Model, images, flip_tta: bool = False) -> dict:
 
 
 def set_encoder_trainable(model: keras.Model, trainable: bool, from_layer: str | None = None) -> None:
-    """Freeze or unfreeze the encoder; with `from_layer`, only layers from that one on are unfrozen."""
+    """Freeze or unfreeze the encoder; with `from_layer`, only layers from that one on are unfrozen.
+
+    The encoder's batch-norm layers stay frozen either way: a non-trainable BatchNormalization runs in
+    inference mode in Keras 3, so fine-tuning keeps ImageNet's statistics (and its scale/offset) instead
+    of normalising each augmented batch of 32 by its own statistics and dragging the moving averages
+    along. Versions 2 and 3 fine-tuned without this (the outer training=True reached the nested encoder):
+    their training loss jumped at the first fine-tuning epoch and validation fell.
+    """
     encoder = model.get_layer(ENCODER_NAME)
     encoder.trainable = trainable
     if trainable and from_layer:
@@ -236,4 +244,6 @@ def set_encoder_trainable(model: keras.Model, trainable: bool, from_layer: str |
         start = names.index(from_layer)
         for layer in encoder.layers[:start]:
             layer.trainable = False
-    # Batch norm stays in inference mode regardless: the encoder is always called with training=False.
+    for layer in encoder.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False

@@ -104,9 +104,32 @@ def test_encoder_starts_frozen_and_unfreezes_from_the_given_layer_on():
     encoder = model.get_layer("encoder")
     assert not encoder.trainable
     set_encoder_trainable(model, True, from_layer="block_13_expand")
-    weighted = [layer for layer in encoder.layers if layer.weights]
-    first = [layer.name for layer in weighted].index("block_13_expand")
-    assert [layer.name for layer in weighted if layer.trainable] == [layer.name for layer in weighted[first:]]
+    convolutions = [layer for layer in encoder.layers if layer.weights and not is_batch_norm(layer)]
+    first = [layer.name for layer in convolutions].index("block_13_expand")
+    unfrozen = [layer.name for layer in convolutions if layer.trainable]
+    assert unfrozen == [layer.name for layer in convolutions[first:]]
+
+
+def is_batch_norm(layer) -> bool:
+    return isinstance(layer, keras.layers.BatchNormalization)
+
+
+@pytest.mark.parametrize("from_layer", [None, "block_13_expand"])
+def test_fine_tuning_keeps_the_encoders_batch_norm_in_inference_mode(from_layer):
+    # Momentum 0 makes any training-mode call overwrite the moving statistics with the batch's own.
+    model = tiny()
+    set_encoder_trainable(model, True, from_layer=from_layer)
+    norms = [layer for layer in model.get_layer("encoder").layers if is_batch_norm(layer)]
+    assert norms and not any(layer.trainable for layer in norms)
+    for layer in norms:
+        layer.momentum = 0.0
+    before = [layer.moving_mean.numpy().copy() for layer in norms]
+    images = np.random.default_rng(0).integers(0, 256, (4, 64, 64, 3)).astype(np.float32)
+    model(images, training=True)
+    for layer, mean in zip(norms, before, strict=True):
+        np.testing.assert_array_equal(layer.moving_mean.numpy(), mean, err_msg=layer.name)
+    # ...while the encoder's convolutions do train.
+    assert any(layer.trainable_weights for layer in model.get_layer("encoder").layers if not is_batch_norm(layer))
 
 
 def test_an_encoder_weights_file_is_loaded_into_the_encoder(tmp_path):
