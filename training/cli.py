@@ -60,6 +60,19 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(**{**preset, **given, "preset": args.preset})
 
 
+def class_bias_arg(text: str) -> str | list[float]:
+    """--class-bias: 'auto', or one number per pixel class (pet, background, border)."""
+    if text == "auto":
+        return text
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 3:
+        raise argparse.ArgumentTypeError(f"'auto' or three comma-separated numbers, not {text!r}")
+    return values
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m training", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter
@@ -130,6 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--as-served",
         action="store_true",
         help="score the held-out splits as POST /segment returns masks (see evaluate --as-served)",
+    )
+    x.add_argument(
+        "--class-bias",
+        type=class_bias_arg,
+        default=None,
+        help="per-pixel class bias added to the logits in the graph: 'auto' chooses it on the validation "
+        "photos (mean IoU, scored like the metrics; see training.calibrate), or PET,BACKGROUND,BORDER",
     )
 
     b = sub.add_parser(
@@ -220,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.overwrite,
                 args.test_time_flip,
                 scoring="as-served" if args.as_served else "resized",
+                class_bias=args.class_bias,
             )
         except (ExportError, EvaluationError) as e:
             print(f"export failed: {e}", file=sys.stderr)
@@ -229,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
                 {
                     "exported": str(args.output),
                     "export_check": meta["export_check"],
+                    "class_bias": meta["class_bias"]["values"],
                     "metrics": {s: m["all"]["original_resolution"] for s, m in meta["metrics"].items()},
                     "label_accuracy": {
                         s: {k: m["all"][k]["accuracy"] for k in ("species", "breed") if k in m["all"]}

@@ -95,6 +95,22 @@ def served_input(path: Path, input_size: int, truth_shape: tuple[int, ...]) -> n
     return photo.model_input
 
 
+def model_inputs(samples, input_size: int, served_from=None) -> np.ndarray:
+    """The uint8 [N, S, S, 3] batch the model sees for these samples: as served when `served_from` (a
+    source with photo files) is given, otherwise the trainer's resize of the decoded photo."""
+    if served_from is None:
+        return np.stack([pet_data.resize_photo(s.image, input_size) for s in samples])
+    return np.stack([served_input(served_from.photo_path(s.stem), input_size, s.mask.shape) for s in samples])
+
+
+def full_size_labels(probabilities: np.ndarray, shape: tuple[int, ...], served: bool) -> np.ndarray:
+    """The class per pixel at the photo's own size: the service's upsampling when `served`, otherwise
+    TensorFlow's bilinear resize."""
+    if served:
+        return masks.upsample(probabilities, shape[0], shape[1]).labels
+    return upsample_argmax(probabilities, shape[0], shape[1])
+
+
 def evaluate_predictor(predict, input_size: int, samples, batch_size: int = 16, served_from=None) -> dict:
     """Confusion matrices per part and resolution, and species/breed accuracy when the model has
     those outputs, for any `predict(uint8 batch) -> {output name: probabilities}`.
@@ -108,18 +124,11 @@ def evaluate_predictor(predict, input_size: int, samples, batch_size: int = 16, 
     hits: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
 
     def flush(batch):
-        if served_from is None:
-            inputs = [pet_data.resize_photo(s.image, input_size) for s in batch]
-        else:
-            inputs = [served_input(served_from.photo_path(s.stem), input_size, s.mask.shape) for s in batch]
-        outputs = predict(np.stack(inputs))
+        outputs = predict(model_inputs(batch, input_size, served_from))
         probs = outputs[contract.OUTPUT_NAME]
         for i, (s, p) in enumerate(zip(batch, probs, strict=True)):
             small_mask = pet_data.resize_mask(s.mask, input_size)
-            if served_from is None:
-                full_pred = upsample_argmax(p, *s.mask.shape)
-            else:
-                full_pred = masks.upsample(p, *s.mask.shape).labels
+            full_pred = full_size_labels(p, s.mask.shape, served_from is not None)
             for part in ("all", s.part):
                 cms[(part, "model_resolution")] += confusion_matrix(small_mask, p.argmax(-1))
                 cms[(part, "original_resolution")] += confusion_matrix(s.mask, full_pred)

@@ -22,6 +22,7 @@ import PIL
 import tensorflow as tf
 
 import petseg_contract as contract
+from training import calibrate
 from training import data as pet_data
 from training.config import TrainConfig
 from training.evaluate import SavedModelPredictor, evaluate_predictor, served_source
@@ -62,30 +63,38 @@ class ServingModule(tf.Module):
     (`variables` and `_all_variables`), which doubled the release model to 52 MB on disk.
     """
 
-    def __init__(self, model: keras.Model, input_size: int, flip_tta: bool = False):
+    def __init__(self, model: keras.Model, input_size: int, flip_tta: bool = False, class_bias=None):
         super().__init__(name="petseg_serving")
         self.model = model
         self.flip_tta = flip_tta
+        self.class_bias = class_bias
         spec = tf.TensorSpec([None, input_size, input_size, 3], tf.uint8, name=contract.INPUT_NAME)
         self.serve = tf.function(self._serve, input_signature=[spec])
 
     def _serve(self, images):
-        return predict_outputs(self.model, tf.cast(images, tf.float32), self.flip_tta)
+        return predict_outputs(self.model, tf.cast(images, tf.float32), self.flip_tta, self.class_bias)
 
 
-def write_savedmodel(model: keras.Model, input_size: int, output: Path, flip_tta: bool = False) -> None:
-    """uint8 photos in, softmax probabilities (and species/breed ones) out; the float cast and [-1, 1]
-    scaling live in the graph."""
-    module = ServingModule(model, input_size, flip_tta)
+def write_savedmodel(
+    model: keras.Model, input_size: int, output: Path, flip_tta: bool = False, class_bias=None
+) -> None:
+    """uint8 photos in, softmax probabilities (and species/breed ones) out; the float cast, [-1, 1]
+    scaling and the per-pixel class bias (None: none) live in the graph."""
+    module = ServingModule(model, input_size, flip_tta, class_bias)
     tf.saved_model.save(module, str(output), signatures={contract.SIGNATURE_NAME: module.serve})
 
 
 def check_roundtrip(
-    model: keras.Model, predictor: SavedModelPredictor, images: np.ndarray, flip_tta: bool = False
+    model: keras.Model,
+    predictor: SavedModelPredictor,
+    images: np.ndarray,
+    flip_tta: bool = False,
+    class_bias=None,
 ) -> float:
     """Max |SavedModel - Keras| over every output on a batch; raises when an output is missing, has
     another shape, or differs by more than MAX_ABS_DIFF."""
-    expected = {k: v.numpy() for k, v in predict_outputs(model, images.astype(np.float32), flip_tta).items()}
+    raw = predict_outputs(model, images.astype(np.float32), flip_tta, class_bias)
+    expected = {k: v.numpy() for k, v in raw.items()}
     got = predictor(images)
     if set(got) != set(expected):
         raise ExportError(
@@ -137,12 +146,18 @@ def export(
     overwrite: bool = False,
     flip_tta: bool = False,
     scoring: str = "resized",
+    class_bias: str | list[float] | None = None,
 ) -> dict:
     """Write the SavedModel and metadata.json, verify the round trip, evaluate on held-out splits.
 
     `scoring` is how the held-out photos are scored (training.evaluate.SCORINGS; "as-served" needs
-    a photo directory); metadata.json records it beside the metrics.
+    a photo directory); metadata.json records it beside the metrics. `class_bias`: None (the model as
+    trained), three numbers added to the per-pixel logits, or "auto" to choose them on the validation
+    photos, scored the same way (training.calibrate), before any split is scored.
     """
+    calibrating = class_bias == "auto"
+    if not (class_bias is None or calibrating or len(class_bias) == contract.NUM_CLASSES):
+        raise ExportError(f"class_bias must be 'auto' or {contract.NUM_CLASSES} numbers, not {class_bias!r}")
     run_dir, output = Path(run_dir), Path(output)
     name, version = parse_output(output)
     if output.exists():
@@ -157,15 +172,26 @@ def export(
     served_from = served_source(source, scoring)
     val_samples = pet_data.iter_samples(source, "validation", cfg.seed, cfg.val_fraction)
     # Decode the whole validation split only when it is scored; the round-trip check needs 8 photos.
-    val = list(val_samples) if "validation" in evaluate_splits else list(itertools.islice(val_samples, 8))
+    whole = "validation" in evaluate_splits or calibrating
+    val = list(val_samples) if whole else list(itertools.islice(val_samples, 8))
     check_batch = np.stack([pet_data.resize_pair(s, cfg.input_size)[0] for s in val[:8]])
 
     tmp = output.with_name(f".{output.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        write_savedmodel(model, cfg.input_size, tmp, flip_tta)
+        bias = None if calibrating else class_bias
+        write_savedmodel(model, cfg.input_size, tmp, flip_tta, bias)
         predictor = SavedModelPredictor(tmp)
-        diff = check_roundtrip(model, predictor, check_batch, flip_tta)
+        calibration: dict = {"values": bias, "chosen_on": "given" if bias else None}
+        if calibrating:
+            pairs = calibrate.collect(predictor, cfg.input_size, val, served_from)
+            calibration = calibrate.choose_class_bias(pairs, served=served_from is not None)
+            bias = calibration["values"] if any(calibration["values"]) else None
+            if bias:
+                shutil.rmtree(tmp)
+                write_savedmodel(model, cfg.input_size, tmp, flip_tta, bias)
+                predictor = SavedModelPredictor(tmp)
+        diff = check_roundtrip(model, predictor, check_batch, flip_tta, bias)
         metrics = {}
         for split in evaluate_splits:
             scored = (
@@ -194,6 +220,7 @@ def export(
             "preprocessing": "whole photo resized to input_size x input_size (bilinear), RGB uint8; "
             "scaling to [-1, 1] is inside the graph",
             "test_time_flip": flip_tta,
+            "class_bias": calibration,
             "classes": contract.classes_metadata(),
             **(contract.labels_metadata() if has_heads(model) else {}),
             "metrics": metrics,

@@ -208,20 +208,27 @@ def model_from_config(cfg, encoder_weights: str | None) -> keras.Model:
     )
 
 
-def predict_outputs(model: keras.Model, images, flip_tta: bool = False) -> dict:
+def predict_outputs(model: keras.Model, images, flip_tta: bool = False, class_bias=None) -> dict:
     """Softmax probabilities keyed by the contract's output names (probabilities, and species/breed).
 
     With `flip_tta`, each is averaged with that of the mirrored photo (test-time flip); the per-pixel
-    probabilities of the mirrored photo are mirrored back first.
+    probabilities of the mirrored photo are mirrored back first. `class_bias` (one number per pixel
+    class, e.g. chosen on validation by training.calibrate) is added to the per-pixel logits before
+    the softmax: a prior shift that moves the argmax the service takes, at no cost.
     """
     import tensorflow as tf
 
+    def softmax(key, logits):
+        if key == SEGMENTATION and class_bias is not None:
+            logits = logits + tf.constant(class_bias, logits.dtype)
+        return tf.nn.softmax(logits, axis=-1)
+
     outputs = model(images, training=False)
-    probs = {CONTRACT_OUTPUTS[k]: tf.nn.softmax(v, axis=-1) for k, v in outputs.items()}
+    probs = {CONTRACT_OUTPUTS[k]: softmax(k, v) for k, v in outputs.items()}
     if flip_tta:
         mirrored = model(tf.reverse(images, axis=[2]), training=False)
         for key, logits in mirrored.items():
-            p = tf.nn.softmax(logits, axis=-1)
+            p = softmax(key, logits)
             if key == SEGMENTATION:
                 p = tf.reverse(p, axis=[2])
             probs[CONTRACT_OUTPUTS[key]] = 0.5 * (probs[CONTRACT_OUTPUTS[key]] + p)

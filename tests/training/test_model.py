@@ -129,7 +129,9 @@ def test_fine_tuning_keeps_the_encoders_batch_norm_in_inference_mode(from_layer)
     for layer, mean in zip(norms, before, strict=True):
         np.testing.assert_array_equal(layer.moving_mean.numpy(), mean, err_msg=layer.name)
     # ...while the encoder's convolutions do train.
-    assert any(layer.trainable_weights for layer in model.get_layer("encoder").layers if not is_batch_norm(layer))
+    assert any(
+        layer.trainable_weights for layer in model.get_layer("encoder").layers if not is_batch_norm(layer)
+    )
 
 
 def test_an_encoder_weights_file_is_loaded_into_the_encoder(tmp_path):
