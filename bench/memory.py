@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     requests = [multipart_post(f"/segment?output={args.output}", f"{p.name}.jpg", p.data) for p in photos]
     env = dict(item.split("=", 1) for item in args.env)
     if args.preload:
-        env["LD_PRELOAD"] = args.preload
+        env |= {"LD_PRELOAD": args.preload, "TBB_ENABLE_SANITIZERS": "1"}  # as bench: oneTBB issue 1636
     levels = [int(c) for c in args.concurrency.split(",")]
     print(f"model {model_dir} ({note}); output={args.output}; env {env or 'defaults'}", flush=True)
     server = start_service(model_dir, scratch / "service.log", env=env)
