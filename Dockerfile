@@ -45,9 +45,10 @@ RUN pip install --no-deps . \
 
 FROM ${PYTHON_IMAGE}
 ARG TF_VARIANT=gpu
-# Empty (default): glibc's allocator, tuned by `petseg serve`; 1: jemalloc preloaded. Measure before
-# switching: `python -m bench --preload /usr/lib/x86_64-linux-gnu/libjemalloc.so.2` reports RSS growth
-# over 10,000 requests, to compare with the same run without it (docs/runtime.md).
+# Empty (default): glibc's allocator, tuned by `petseg serve`; 1: jemalloc preloaded. Measured: no
+# better than tuned glibc (docs/runtime.md). With it, TBB_ENABLE_SANITIZERS=1 is required: oneTBB loads
+# its topology library with RTLD_DEEPBIND, so OpenVINO's compilation frees jemalloc's memory with
+# glibc's free and aborts ("munmap_chunk(): invalid pointer", oneTBB issue 1636) without it.
 ARG JEMALLOC=
 LABEL org.opencontainers.image.title="petseg" \
       org.opencontainers.image.description="Pet-photo segmentation HTTP service (TensorFlow SavedModel + FastAPI)" \
@@ -84,7 +85,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PETSEG_TF_INTER_OP_THREADS=2 \
     PETSEG_GPU_MEMORY_GROWTH=true \
     PETSEG_BACKEND=auto \
-    LD_PRELOAD=${JEMALLOC:+/usr/local/lib/petseg-malloc.so}
+    LD_PRELOAD=${JEMALLOC:+/usr/local/lib/petseg-malloc.so} \
+    TBB_ENABLE_SANITIZERS=${JEMALLOC:+1}
 
 USER 10001:10001
 WORKDIR /tmp

@@ -121,13 +121,14 @@ async def _warm_up(app: FastAPI, service: SegmentationService) -> None:
     """Runs after startup so /healthz answers meanwhile and /readyz says 503 until it is done."""
     app.state.not_ready_reason = "warming up"
     try:
-        await to_thread.run_sync(service.segmenter.warm_up)
+        # The largest batch, on every stream: its memory is paid before /readyz, not under load.
+        await to_thread.run_sync(service.segmenter.warm_up, service.settings.max_batch_size)
     except Exception as exc:
         app.state.not_ready_reason = f"warm-up failed: {exc}"
         logger.exception("warm-up inference failed; the service stays not ready")
         return
     app.state.ready = True
-    logger.info("warm-up done; ready")
+    logger.info("warm-up done (a batch of %d on every stream); ready", service.settings.max_batch_size)
 
 
 def _log_to_stderr(level: str) -> None:

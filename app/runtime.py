@@ -25,13 +25,19 @@ Backend = Literal["tensorflow", "openvino"]
 # CPUs with AMX/AVX512-BF16 default to bf16 inference, which moved probabilities by ~3e-2 on the
 # release model and would fail the startup check; f32 keeps OpenVINO within ~1e-6 of TensorFlow.
 OPENVINO_PRECISION = {"INFERENCE_PRECISION_HINT": "f32"}
+# The CPU plugin keeps, per input shape it has run, the executors it built for that shape (up to 5,000
+# entries). The batcher sends every batch size from 1 to PETSEG_MAX_BATCH_SIZE, on each compilation and
+# stream: on the release model that held about 110 MB more by the time all had been seen, 37 MB
+# without the cache; rebuilding them is cheap next to the convolutions (per-image time unchanged within
+# noise, interleaved A/B with random batch sizes, docs/runtime.md).
+OPENVINO_NO_SHAPE_CACHE = {"CPU_RUNTIME_CACHE_CAPACITY": 0}
 
 
 def openvino_config(streams: int, threads: int = 0) -> dict[str, str | int]:
     """One stream over every core (LATENCY) for one batch at a time; with `streams` > 1, that many
     streams sharing the cores (THROUGHPUT), each running its own batch without waiting for the
     others' threads. `threads` > 0 caps the threads of all streams together."""
-    config: dict[str, str | int] = dict(OPENVINO_PRECISION)
+    config: dict[str, str | int] = {**OPENVINO_PRECISION, **OPENVINO_NO_SHAPE_CACHE}
     if streams > 1:
         config.update({"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": streams})
     else:
@@ -62,6 +68,10 @@ class Runtime(Protocol):
         """uint8 [n, S, S, 3] → each output in `output_names`, float32 with leading dimension n."""
         ...
 
+    def warm_up(self, images: np.ndarray) -> None:
+        """Run `images` (the largest batch the service sends) once on every stream the runtime has."""
+        ...
+
 
 class TensorFlowRuntime:
     """The SavedModel's signature called through TensorFlow (CPU or GPU)."""
@@ -78,6 +88,9 @@ class TensorFlowRuntime:
 
         outputs = self._signature(**{INPUT_NAME: tf.constant(images, dtype=tf.uint8)})
         return {name: outputs[name].numpy() for name in self.output_names}
+
+    def warm_up(self, images: np.ndarray) -> None:
+        self.predict(images)
 
 
 class OpenVINORuntime:
@@ -133,6 +146,23 @@ class OpenVINORuntime:
             self._requests.put(request)
         return {name: results[output] for name, output in zip(self.output_names, self._outputs, strict=True)}
 
+    def warm_up(self, images: np.ndarray) -> None:
+        """Run `images` on every infer request at once, so that each stream runs the batch.
+
+        Each stream holds its own working memory, sized by the largest batch it has run (about 200 MB
+        per stream for 16 photos on the release model). Paid here, before the service is ready, instead
+        of by whichever request first makes a big batch on that stream: RSS then stays flat under load.
+        """
+        requests = [self._requests.get() for _ in range(self.streams)]
+        try:
+            for request in requests:
+                request.start_async([np.ascontiguousarray(images, dtype=np.uint8)], share_inputs=True)
+            for request in requests:
+                request.wait()
+        finally:
+            for request in requests:
+                self._requests.put(request)
+
 
 class AloneOrSharedRuntime:
     """Two compilations of one model: all cores for a batch that runs alone, streams when batches overlap.
@@ -163,6 +193,10 @@ class AloneOrSharedRuntime:
         finally:
             with self._lock:
                 self._running -= 1
+
+    def warm_up(self, images: np.ndarray) -> None:
+        self.alone.warm_up(images)
+        self.shared.warm_up(images)
 
 
 def openvino_installed() -> bool:

@@ -123,10 +123,11 @@ class Segmenter:
         """uint8 [n, S, S, 3] photos → each contract output by name (probabilities: float32 [n,S,S,C])."""
         return self.runtime.predict(images)
 
-    def warm_up(self) -> None:
-        """Run the model once so the first request does not pay for graph setup."""
+    def warm_up(self, batch_size: int = 1) -> None:
+        """Run a batch of `batch_size` blank photos on every stream of the runtime, so that neither the
+        first request pays for graph setup nor the first big batch under load for its memory."""
         size = self.input_size
-        self.predict(np.zeros((1, size, size, 3), np.uint8))
+        self.runtime.warm_up(np.zeros((batch_size, size, size, 3), np.uint8))
 
 
 def _read_metadata(model_dir: Path) -> dict[str, Any]:

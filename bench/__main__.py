@@ -407,7 +407,9 @@ def main(argv: list[str] | None = None) -> int:
         report["raw_openvino"] = measure_raw(
             model_dir, args.data_dir, args.raw_seconds, args.photo, "openvino"
         )
-    service_env = {"LD_PRELOAD": args.preload} if args.preload else {}
+    # oneTBB loads its topology library with RTLD_DEEPBIND, which frees a preloaded allocator's memory
+    # with glibc's free: OpenVINO then aborts while compiling (oneTBB issue 1636) unless told not to.
+    service_env = {"LD_PRELOAD": args.preload, "TBB_ENABLE_SANITIZERS": "1"} if args.preload else {}
     if args.backend:
         service_env["PETSEG_BACKEND"] = args.backend
     report["allocator"] = args.preload or "glibc (petseg serve's mallopt tuning)"

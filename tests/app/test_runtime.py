@@ -155,6 +155,27 @@ def test_two_openvino_streams_answer_concurrent_callers_each_with_its_own_photos
         np.testing.assert_allclose(answer["probabilities"], expected, atol=1e-4)
 
 
+def test_warm_up_runs_the_largest_batch_on_every_stream_of_both_compilations(model_dir: Path) -> None:
+    directory = model_dir / "1"
+    segmenter = Segmenter.load(directory, Settings(model_dir=directory, backend="openvino", model_streams=2))
+    segmenter.warm_up(5)
+    runtime = segmenter.runtime
+    assert isinstance(runtime, AloneOrSharedRuntime)
+    for compilation in (runtime.alone, runtime.shared):
+        requests = [compilation._requests.get() for _ in range(compilation.streams)]
+        for request in requests:
+            compilation._requests.put(request)
+        # Every infer request (one per stream) last ran the 5-photo batch, so each stream holds its memory.
+        assert [request.get_input_tensor().shape[0] for request in requests] == [5] * compilation.streams
+
+
+def test_a_served_model_warms_up_with_the_largest_batch_before_it_is_ready(tmp_path, model_dir) -> None:
+    env = {"PETSEG_BACKEND": "openvino", "PETSEG_MAX_BATCH_SIZE": "3"}
+    with running_service(model_dir, tmp_path / "service.log", env) as server:
+        assert httpx.get(f"{server.url}/readyz").status_code == 200
+        assert "warm-up done (a batch of 3 on every stream); ready" in server.log_path.read_text()
+
+
 def make_input(size: int, seed: int) -> np.ndarray:
     photo = Image.open(io.BytesIO(make_photo(120 + seed * 7, 90 + seed * 5))).convert("RGB")
     return np.asarray(photo.resize((size, size)), dtype=np.uint8)
