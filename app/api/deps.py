@@ -15,7 +15,12 @@ from app.settings import Settings
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="Needed when configured.")
 
 
-def get_settings(request: Request) -> Settings:
+# The dependencies are `async def` although none of them awaits: FastAPI runs a plain `def` dependency
+# in its thread pool, and these three would cost every /segment request three thread hand-offs (waking
+# a pool thread, then the event loop) for a few attribute reads.
+
+
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
@@ -29,7 +34,7 @@ def not_ready_reason(app: FastAPI) -> str | None:
     return getattr(app.state, "not_ready_reason", "starting")
 
 
-def get_ready_service(request: Request) -> SegmentationService:
+async def get_ready_service(request: Request) -> SegmentationService:
     """The service once the model is loaded and warmed up; 503 (with Retry-After) before that."""
     service = getattr(request.app.state, "service", None)
     if service is None or not request.app.state.ready:
@@ -40,7 +45,7 @@ def get_ready_service(request: Request) -> SegmentationService:
     return service
 
 
-def require_api_key(
+async def require_api_key(
     settings: Annotated[Settings, Depends(get_settings)],
     supplied: Annotated[str | None, Security(_api_key_header)] = None,
 ) -> None:
