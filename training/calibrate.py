@@ -19,7 +19,7 @@ import itertools
 import numpy as np
 
 import petseg_contract as contract
-from training.evaluate import full_size_labels, model_inputs
+from training.evaluate import batches, full_size_labels, model_inputs
 from training.metrics import confusion_matrix, scores_to_json
 
 BACKGROUND_BIASES = (-0.3, 0.0, 0.3, 0.6, 0.9)
@@ -36,19 +36,9 @@ def shift(probabilities: np.ndarray, bias) -> np.ndarray:
 def collect(predict, input_size: int, samples, served_from=None, batch_size: int = 16) -> list:
     """(probabilities [S, S, 3], true mask at the photo's size) for every sample, predicted once."""
     pairs: list = []
-    batch: list = []
-
-    def flush():
+    for batch in batches(samples, batch_size):
         probs = predict(model_inputs(batch, input_size, served_from))[contract.OUTPUT_NAME]
         pairs.extend((p.astype(np.float32), s.mask) for p, s in zip(probs, batch, strict=True))
-        batch.clear()
-
-    for s in samples:
-        batch.append(s)
-        if len(batch) == batch_size:
-            flush()
-    if batch:
-        flush()
     return pairs
 
 

@@ -17,6 +17,7 @@ probabilities return to its size:
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections import defaultdict
@@ -95,6 +96,13 @@ def served_input(path: Path, input_size: int, truth_shape: tuple[int, ...]) -> n
     return photo.model_input
 
 
+def batches(items, size: int):
+    """Lists of up to `size` consecutive items (itertools.batched, which needs Python 3.12)."""
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
 def model_inputs(samples, input_size: int, served_from=None) -> np.ndarray:
     """The uint8 [N, S, S, 3] batch the model sees for these samples: as served when `served_from` (a
     source with photo files) is given, otherwise the trainer's resize of the decoded photo."""
@@ -139,13 +147,7 @@ def evaluate_predictor(predict, input_size: int, samples, batch_size: int = 16, 
                         hits[(part, key)][0] += int(outputs[output][i].argmax() == truth)
                         hits[(part, key)][1] += 1
 
-    batch = []
-    for s in samples:
-        batch.append(s)
-        if len(batch) == batch_size:
-            flush(batch)
-            batch = []
-    if batch:
+    for batch in batches(samples, batch_size):
         flush(batch)
     results: dict = {}
     for (part, res), cm in sorted(cms.items()):
