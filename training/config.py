@@ -86,8 +86,9 @@ class TrainConfig:
     name: str = option("pet-unet", "model name recorded in the run")
     init_weights: str | None = option(
         None,
-        "start from a run's best.weights.h5 with the same architecture (e.g. fine-tune a 128 px run "
-        "at 192 px); needed with --epochs 0, which goes straight to fine-tuning",
+        "start from a run's best.weights.h5 or an exported SavedModel (e.g. models/pet-unet/4) with the "
+        "same architecture (e.g. fine-tune a 128 px run at 192 px); needed with --epochs 0, which goes "
+        "straight to fine-tuning",
     )
     preset: str | None = field(default=None, metadata={"cli": False})  # recorded; set by --preset
     # Distribution (training/distribute.py), flags from training/distribution_args.py; batch_size above is
@@ -124,8 +125,12 @@ class TrainConfig:
                 "--epochs 0 skips phase 1, so there are no weights to fine-tune or export: "
                 "pass --init-weights RUN/best.weights.h5, or train at least one epoch"
             )
-        if self.init_weights and not Path(self.init_weights).is_file():
-            raise ConfigError(f"--init-weights {self.init_weights}: no such file")
+        if self.init_weights and not (
+            Path(self.init_weights).is_file() or (Path(self.init_weights) / "saved_model.pb").is_file()
+        ):
+            raise ConfigError(
+                f"--init-weights {self.init_weights}: neither a weights file nor an exported SavedModel"
+            )
 
 
 # Named starting points for `--preset`; explicit flags override any value here.

@@ -235,6 +235,23 @@ def predict_outputs(model: keras.Model, images, flip_tta: bool = False, class_bi
     return probs
 
 
+def load_release_weights(model: keras.Model, model_dir: str | Path) -> None:
+    """Copy the weights of a SavedModel written by training.export (the Keras model sits under the
+    root's `model`) into `model`, which must be built with the same architecture: how a released
+    version, the only weights git keeps, becomes the starting point of a new run. Raises ValueError
+    when a layer or variable does not match."""
+    import tensorflow as tf
+
+    root = tf.Module()
+    root.model = model
+    path = Path(model_dir) / "variables" / "variables"
+    try:
+        status = tf.train.Checkpoint(root).read(str(path))
+        status.assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as exc:
+        raise ValueError(f"{model_dir}: its weights do not fit this architecture ({exc})") from exc
+
+
 def set_encoder_trainable(model: keras.Model, trainable: bool, from_layer: str | None = None) -> None:
     """Freeze or unfreeze the encoder; with `from_layer`, only layers from that one on are unfrozen.
 

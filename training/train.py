@@ -23,7 +23,7 @@ from training import data as pet_data
 from training.config import TrainConfig
 from training.losses import MaskedSparseCrossEntropy, SegmentationLoss
 from training.metrics import LabelAccuracy, training_metrics
-from training.model import has_heads, model_from_config, set_encoder_trainable
+from training.model import has_heads, load_release_weights, model_from_config, set_encoder_trainable
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +225,10 @@ def train_phases(cfg: TrainConfig) -> dict:
     if cfg.init_weights:
         # The network is fully convolutional, so weights trained at one input size load at another:
         # a cheap way to fine-tune a 128 px run at a larger size (progressive resizing).
-        model.load_weights(cfg.init_weights)
+        if Path(cfg.init_weights).is_dir():
+            load_release_weights(model, cfg.init_weights)
+        else:
+            model.load_weights(cfg.init_weights)
         if not (run_dir / BEST_WEIGHTS).exists():
             model.save_weights(run_dir / BEST_WEIGHTS)
     if cfg.epochs > 0 and not state.get("frozen_done"):

@@ -177,6 +177,48 @@ def test_a_run_can_start_from_another_runs_weights_at_a_larger_size(tiny_run_dir
     assert json.loads((run / "config.json").read_text())["input_size"] == 96
 
 
+def test_a_released_savedmodel_is_a_starting_point_with_every_weight(tiny_run_dir, tiny_model_dir):
+    from training.config import TrainConfig
+    from training.evaluate import SavedModelPredictor
+    from training.model import load_release_weights, model_from_config, predict_outputs
+
+    model = model_from_config(TrainConfig.load(tiny_run_dir), encoder_weights=None)
+    load_release_weights(model, tiny_model_dir / "1")
+    x = np.random.default_rng(2).integers(0, 255, (2, TINY_INPUT_SIZE, TINY_INPUT_SIZE, 3), dtype=np.uint8)
+    ours = predict_outputs(model, x.astype(np.float32))
+    released = SavedModelPredictor(tiny_model_dir / "1")(x)
+    for name, value in released.items():  # batch norm statistics included, or these would differ
+        np.testing.assert_allclose(ours[name].numpy(), value, atol=1e-5)
+
+
+def test_a_savedmodel_of_another_architecture_is_refused(tiny_model_dir):
+    from training.model import build_unet, load_release_weights
+
+    other = build_unet(TINY_INPUT_SIZE, encoder_weights=None, alpha=0.35, decoder_scale=0.25, decoder="light")
+    with pytest.raises(ValueError, match="do not fit this architecture"):
+        load_release_weights(other, tiny_model_dir / "1")
+
+
+def test_fine_tuning_can_start_from_a_released_savedmodel(tiny_model_dir, synthetic_root, tmp_path):
+    args = list(TINY_TRAIN_ARGS)
+    args[args.index("--epochs") + 1] = "0"
+    run = tmp_path / "from-release"
+    run_cli(
+        "train",
+        "--data-dir",
+        str(synthetic_root),
+        "--run-dir",
+        str(run),
+        *args,
+        "--fine-tune-epochs",
+        "1",
+        "--init-weights",
+        str(tiny_model_dir / "1"),
+    )
+    assert len((run / "history.csv").read_text().splitlines()) == 2
+    assert json.loads((run / "config.json").read_text())["init_weights"] == str(tiny_model_dir / "1")
+
+
 def test_exported_variables_are_stored_once(tiny_model_dir):
     from training.model import build_unet
 

@@ -69,7 +69,7 @@ def test_missing_init_weights_file_is_a_clear_error(tmp_path, capsys):
     status = main(
         ["train", *REQUIRED[:2], "--run-dir", str(tmp_path / "r"), "--init-weights", str(tmp_path / "no.h5")]
     )
-    assert status == 2 and "no such file" in capsys.readouterr().err
+    assert status == 2 and "neither a weights file nor an exported SavedModel" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("flag", ["--heads", "--decoder", "--augment"])
