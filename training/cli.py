@@ -189,6 +189,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sh.add_argument("--model", required=True, help="a SavedModel version directory")
     sh.add_argument("--out", type=Path, required=True, help="directory for showcase.png and showcase.json")
+    fg = sub.add_parser(
+        "figures",
+        help="draw a SavedModel's model-card figures: curves, validation predictions, worst photos",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    fg.add_argument("--model", required=True, help="a SavedModel version directory")
+    fg.add_argument("--data-dir", required=True, help="the Oxford-IIIT Pet directory (validation photos)")
+    fg.add_argument("--out", type=Path, required=True, help="directory for the PNGs and figures-TAG.json")
+    fg.add_argument("--tag", required=True, help="suffix of the file names, e.g. v5")
+    fg.add_argument("--count", type=int, default=6, help="photos per figure")
     return p
 
 
@@ -289,4 +299,9 @@ def main(argv: list[str] | None = None) -> int:
         from training.showcase import showcase
 
         print(json.dumps(showcase(args.model, args.out), indent=1))
+    elif args.command == "figures":
+        from training.figures import figures
+
+        report = figures(args.model, args.data_dir, args.out, args.tag, args.count)
+        print(json.dumps({k: v for k, v in report.items() if k != "pet_iou_per_photo"}, indent=1))
     return 0

@@ -8,6 +8,7 @@ and `breed_probabilities` float32 [batch, 37], and its metadata.json lists their
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import itertools
 import json
@@ -27,7 +28,7 @@ from training import data as pet_data
 from training.config import TrainConfig
 from training.evaluate import SavedModelPredictor, evaluate_predictor, served_source
 from training.model import has_heads, model_from_config, predict_outputs
-from training.train import BEST_WEIGHTS
+from training.train import BEST_WEIGHTS, HISTORY
 
 MAX_ABS_DIFF = 1e-4
 
@@ -128,6 +129,19 @@ def signature_outputs(input_size: int, heads: bool) -> dict:
     return outputs
 
 
+def training_history(run_dir: Path) -> list[dict]:
+    """The run's per-epoch history.csv as rows of numbers, so the release keeps its own curves
+    (`python -m training figures` draws them) after the run directory is gone."""
+    path = run_dir / HISTORY
+    if not path.exists():
+        return []
+    with path.open() as f:
+        return [
+            {k: int(v) if k == "epoch" else round(float(v), 5) for k, v in row.items() if v != ""}
+            for row in csv.DictReader(f)
+        ]
+
+
 def library_versions() -> dict:
     return {
         "python": platform.python_version(),
@@ -226,6 +240,7 @@ def export(
             "metrics": metrics,
             "metrics_scoring": scoring,
             "training": dataclasses.asdict(cfg),
+            "training_history": training_history(run_dir),
             "data": run_data,
             "export_check": {"max_abs_diff": diff, "tolerance": MAX_ABS_DIFF},
             "library_versions": library_versions(),

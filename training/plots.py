@@ -31,10 +31,14 @@ def colorize(mask: np.ndarray) -> np.ndarray:
     return np.asarray(CLASS_COLORS, dtype=np.uint8)[np.clip(mask, 0, len(CLASS_COLORS) - 1)]
 
 
-def plot_history(history_csv: Path, out: Path) -> Path:
-    """One panel per quantity, train and validation per epoch."""
-    with Path(history_csv).open() as f:
-        rows = list(csv.DictReader(f))
+def plot_history(history: Path | list[dict], out: Path) -> Path:
+    """One panel per quantity, train and validation per epoch; `history` is a run's history.csv or its
+    rows (as an export's metadata.json keeps them)."""
+    if isinstance(history, list):
+        rows = history
+    else:
+        with Path(history).open() as f:
+            rows = list(csv.DictReader(f))
     epochs = [int(r["epoch"]) + 1 for r in rows]
     columns = [p + n for n in CURVES for p in PREFIXES if rows and p + n in rows[0]]
     fig, axes = plt.subplots(1, len(columns), figsize=(4 * len(columns), 3.2), squeeze=False)

@@ -143,6 +143,24 @@ def test_showcase_runs_the_model_on_photos_outside_the_dataset(tiny_model_dir, t
     assert (tmp_path / "showcase.png").stat().st_size > 1000
 
 
+def test_figures_are_drawn_from_the_release_alone(tiny_model_dir, tiny_run_dir, synthetic_root, tmp_path):
+    meta = json.loads((tiny_model_dir / "1" / "metadata.json").read_text())
+    epochs = len((tiny_run_dir / "history.csv").read_text().splitlines()) - 1
+    assert [row["epoch"] for row in meta["training_history"]] == list(range(epochs))
+    assert all(
+        isinstance(v, float) for row in meta["training_history"] for k, v in row.items() if k != "epoch"
+    )
+
+    run_cli("figures", "--model", str(tiny_model_dir / "1"), "--data-dir", str(synthetic_root),
+            "--out", str(tmp_path), "--tag", "t", "--count", "2")  # fmt: skip
+    for name in ("curves-t.png", "predictions-validation-t.png", "worst-validation-t.png"):
+        assert (tmp_path / name).stat().st_size > 1000, name
+    report = json.loads((tmp_path / "figures-t.json").read_text())
+    ious = list(report["pet_iou_per_photo"].values())
+    assert len(ious) == report["photos"] == meta["metrics"]["validation"]["all"]["photos"]
+    assert ious == sorted(ious) and all(0.0 <= v <= 1.0 for v in ious)
+
+
 def test_test_time_flip_export_is_mirror_symmetric(tiny_run_dir, tmp_path):
     from training.evaluate import SavedModelPredictor
 

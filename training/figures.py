@@ -1,0 +1,79 @@
+"""The model card's figures, drawn from a released SavedModel alone (its run directory is not kept).
+
+- `curves-<tag>.png`: the training curves, from the per-epoch history export copies into metadata.json;
+- `predictions-validation-<tag>.png`: the first validation photos | true mask | the mask as served;
+- `worst-validation-<tag>.png`: the validation photos with the lowest foreground (pet) IoU as served,
+  which is where a user sees the model fail (the card says what they show);
+- `figures-<tag>.json`: every validation photo's pet IoU, worst first, so the card can cite them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+import petseg_contract as contract
+from training import plots
+from training.data import iter_samples, open_source
+from training.evaluate import SavedModelPredictor, batches, full_size_labels, served_input
+
+
+def pet_iou(truth: np.ndarray, predicted: np.ndarray) -> float:
+    """IoU of the pet class (0); 1.0 when neither has a pet pixel."""
+    t, p = truth == 0, predicted == 0
+    union = int(np.count_nonzero(t | p))
+    return float(np.count_nonzero(t & p)) / union if union else 1.0
+
+
+def figures(model_dir: str | Path, data_dir: str, out_dir: str | Path, tag: str, count: int = 6) -> dict:
+    """Write the figures above into `out_dir` and return what figures-<tag>.json holds."""
+    predictor = SavedModelPredictor(model_dir)
+    meta = predictor.metadata
+    training = meta.get("training", {})
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    history = meta.get("training_history")
+    if history:
+        written.append(plots.plot_history(history, out_dir / f"curves-{tag}.png"))
+
+    source = open_source(data_dir, int(training.get("seed", 0)))
+    scored = []  # (pet IoU, stem, photo, truth, prediction)
+    samples = iter_samples(
+        source, "validation", int(training.get("seed", 0)), training.get("val_fraction", 0.1)
+    )
+    for batch in batches(samples, 16):
+        inputs = np.stack(
+            [served_input(source.photo_path(s.stem), predictor.input_size, s.mask.shape) for s in batch]
+        )
+        probabilities = predictor(inputs)[contract.OUTPUT_NAME]
+        for s, p in zip(batch, probabilities, strict=True):
+            labels = full_size_labels(p, s.mask.shape, served=True)
+            scored.append((pet_iou(s.mask, labels), s.stem, s.image, s.mask, labels))
+    if not scored:
+        raise ValueError(f"{data_dir}: no validation photos")
+
+    def grid(rows, name: str) -> None:
+        images, truths, predictions, titles = zip(
+            *[(r[2], r[3], r[4], f"{r[1]} pet IoU {r[0]:.2f}") for r in rows], strict=True
+        )
+        written.append(plots.plot_predictions(images, truths, predictions, titles, out_dir / name))
+
+    grid(scored[:count], f"predictions-validation-{tag}.png")
+    worst = sorted(scored, key=lambda r: r[0])
+    grid(worst[:count], f"worst-validation-{tag}.png")
+    ious = [r[0] for r in scored]
+    report = {
+        "model": str(model_dir),
+        "photos": len(scored),
+        "scoring": "as-served",
+        "pet_iou_per_photo": {r[1]: round(r[0], 4) for r in worst},
+        "pet_iou_quantiles": {
+            q: round(float(np.quantile(ious, float(q))), 4) for q in ("0.05", "0.1", "0.25", "0.5")
+        },
+        "figures": [p.name for p in written],
+    }
+    (out_dir / f"figures-{tag}.json").write_text(json.dumps(report, indent=1) + "\n")
+    return report
