@@ -44,7 +44,15 @@ def resolve_model_version_dir(path: Path) -> Path:
 ENV_PREFIX = "PETSEG_"
 # Read by docker-compose.yml on the host (image, ports, replicas, model mount), never by the service.
 COMPOSE_VARIABLES = frozenset(
-    {"PETSEG_IMAGE", "PETSEG_IMAGE_CPU", "PETSEG_PUBLISH_PORT", "PETSEG_REPLICAS", "PETSEG_MODELS_SOURCE"}
+    {
+        "PETSEG_IMAGE",
+        "PETSEG_IMAGE_CPU",
+        "PETSEG_PUBLISH_PORT",
+        "PETSEG_REPLICAS",
+        "PETSEG_MODELS_SOURCE",
+        "PETSEG_MEMORY_LIMIT",
+        "PETSEG_MEMORY_LIMIT_GPU",
+    }
 )
 
 

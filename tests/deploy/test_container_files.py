@@ -119,7 +119,7 @@ def test_compose_cpu_profile_is_the_same_service_without_gpu():
     gpu, cpu = service("petseg"), service("petseg-cpu")
     assert cpu["profiles"] == ["cpu"]
     assert cpu["build"]["args"]["TF_VARIANT"] == "cpu"
-    assert "resources" not in cpu.get("deploy", {})
+    assert "reservations" not in cpu["deploy"]["resources"]
     for key in ("healthcheck", "restart", "ports", "volumes", "read_only", "tmpfs", "stop_grace_period"):
         assert cpu[key] == gpu[key], key
 
@@ -161,3 +161,23 @@ def test_installed_compose_cli_accepts_the_file(profile):
             cwd=REPO,
         )
         assert proc.returncode == 0, (command, proc.stderr)
+
+
+def test_compose_memory_limits_match_the_kubernetes_manifests():
+    """The bound docs/runtime.md states, held by both deployments alike (docs/evidence.md has the peak)."""
+
+    def k8s_limit(path: str) -> str:
+        (deployment,) = [
+            d for d in yaml.safe_load_all((REPO / path).read_text()) if d and d["kind"] == "Deployment"
+        ]
+        (container,) = [
+            c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "petseg"
+        ]
+        return container["resources"]["limits"]["memory"]
+
+    for svc, manifest in (
+        ("petseg-cpu", "deploy/k8s/base/deployment.yaml"),
+        ("petseg", "deploy/k8s/gpu/deployment-gpu.yaml"),
+    ):
+        limit = service(svc)["deploy"]["resources"]["limits"]["memory"]  # "${PETSEG_MEMORY_LIMIT:-3g}"
+        assert limit.split(":-")[1].rstrip("}").removesuffix("g") + "Gi" == k8s_limit(manifest), svc
