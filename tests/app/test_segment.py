@@ -21,6 +21,10 @@ def test_default_output_is_a_palette_mask_of_the_photo_size(client: httpx.Client
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "image/png"
     assert response.headers["x-model-version"] == "1"
+    # Server-Timing says where the time went for a PNG too (it has no JSON timings)
+    stages = dict(part.split(";dur=") for part in response.headers["server-timing"].split(", "))
+    assert list(stages) == ["upload", "decode", "queue", "inference", "render", "total"]
+    assert float(stages["inference"]) > 0 and float(stages["total"]) >= float(stages["inference"])
     mask = decode_png(response.content)
     assert mask.mode == "P" and mask.size == (150, 100)
     assert set(np.unique(np.asarray(mask))) <= {0, 1, 2}

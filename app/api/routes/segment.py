@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -22,6 +23,7 @@ from app.schemas import (
     Problem,
     RenderOptions,
     SegmentResult,
+    Timings,
     ignored_parameters,
     users_of,
 )
@@ -207,11 +209,28 @@ async def segment(
     # (overloaded, stopping) becomes 503 + Retry-After in app/errors.py; the model headers come from
     # app.main._ModelHeaders.
     async with service.admission.slot() as slot:
+        started = time.perf_counter()
         uploads = await read_uploads(request, max_bytes=settings.max_upload_bytes, max_files=1)
+        upload_ms = (time.perf_counter() - started) * 1e3
         rendered = await service.segment(uploads[0].data, options, on_decoded=slot.photo_decoded)
+    headers = {"Server-Timing": server_timing(upload_ms, rendered.result.timings)}
     if rendered.png is None:
-        return Response(rendered.result.model_dump_json(), media_type="application/json")
-    return Response(rendered.png, media_type="image/png")
+        return Response(rendered.result.model_dump_json(), media_type="application/json", headers=headers)
+    return Response(rendered.png, media_type="image/png", headers=headers)
+
+
+def server_timing(upload_ms: float, timings: Timings) -> str:
+    """W3C Server-Timing for any output (a PNG has no JSON `timings`): where the service's time went,
+    reading the upload included, so a client can tell it from the network's."""
+    stages = (
+        ("upload", upload_ms),
+        ("decode", timings.decode_ms),
+        ("queue", timings.queue_ms),
+        ("inference", timings.inference_ms),
+        ("render", timings.render_ms),
+        ("total", upload_ms + timings.total_ms),
+    )
+    return ", ".join(f"{name};dur={ms:.1f}" for name, ms in stages)
 
 
 @router.post(
