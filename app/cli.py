@@ -146,7 +146,7 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
             "examples:\n"
             "  petseg predict cat.jpg                        # ./cat.mask.png\n"
             "  petseg predict photos/*.jpg --output cutout --out cutouts/\n"
-            "  petseg predict dog.png --output json --model models/pet-unet/4\n"
+            "  petseg predict dog.png --output json --model models/pet-unet/5\n"
             "  petseg predict cat.jpg --output alpha           # ./cat.alpha.png, the soft matte"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,

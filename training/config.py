@@ -86,7 +86,7 @@ class TrainConfig:
     name: str = option("pet-unet", "model name recorded in the run")
     init_weights: str | None = option(
         None,
-        "start from a run's best.weights.h5 or an exported SavedModel (e.g. models/pet-unet/4) with the "
+        "start from a run's best.weights.h5 or an exported SavedModel (e.g. models/pet-unet/5) with the "
         "same architecture (e.g. fine-tune a 128 px run at 192 px); needed with --epochs 0, which goes "
         "straight to fine-tuning",
     )

@@ -137,7 +137,7 @@ def training_history(run_dir: Path) -> list[dict]:
         return []
     with path.open() as f:
         return [
-            {k: int(v) if k == "epoch" else round(float(v), 5) for k, v in row.items() if v != ""}
+            {k: int(v) if k == "epoch" else float(f"{float(v):.6g}") for k, v in row.items() if v != ""}
             for row in csv.DictReader(f)
         ]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
@@ -147,9 +148,10 @@ def test_figures_are_drawn_from_the_release_alone(tiny_model_dir, tiny_run_dir, 
     meta = json.loads((tiny_model_dir / "1" / "metadata.json").read_text())
     epochs = len((tiny_run_dir / "history.csv").read_text().splitlines()) - 1
     assert [row["epoch"] for row in meta["training_history"]] == list(range(epochs))
-    assert all(
-        isinstance(v, float) for row in meta["training_history"] for k, v in row.items() if k != "epoch"
-    )
+    with (tiny_run_dir / "history.csv").open() as f:
+        logged = list(csv.DictReader(f))
+    for kept, row in zip(meta["training_history"], logged, strict=True):  # learning rates of 1e-5 too
+        assert {k: pytest.approx(float(v), rel=1e-5) for k, v in row.items()} == kept
 
     run_cli("figures", "--model", str(tiny_model_dir / "1"), "--data-dir", str(synthetic_root),
             "--out", str(tmp_path), "--tag", "t", "--count", "2")  # fmt: skip
