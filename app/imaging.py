@@ -112,7 +112,7 @@ def _image(photo: Image.Image | np.ndarray) -> Image.Image:
 
 
 def render_alpha(alpha: np.ndarray, workers: png.Workers = png.SERIAL) -> bytes:
-    """8-bit greyscale PNG of the soft pet matte (255 = surely pet), for callers who composite themselves."""
+    """8-bit greyscale PNG of the cut-out matte (255 = opaque pet), for callers who composite themselves."""
     return png.encode_array(np.ascontiguousarray(alpha, dtype=np.uint8), workers)
 
 

@@ -22,20 +22,20 @@ _NEIGHBOURS = np.ones((3, 3), dtype=bool)
 
 @dataclass(frozen=True)
 class PetRegion:
-    """One pet: the box around its pet pixels (x1/y1 exclusive), its share and its mean pet alpha."""
+    """One pet: the box around its pet pixels (x1/y1 exclusive), its share and its mean pet probability."""
 
     x0: int
     y0: int
     x1: int
     y1: int
     area_fraction: float  # pet + border pixels of the region / all pixels of the photo
-    mean_confidence: float  # mean of the soft pet matte (0..1) over the region
+    mean_confidence: float  # mean pet probability (0..1) over the region
 
 
-def find_pets(labels: np.ndarray, pet_alpha: np.ndarray, min_fraction: float) -> list[PetRegion]:
+def find_pets(labels: np.ndarray, pet_probability: np.ndarray, min_fraction: float) -> list[PetRegion]:
     """The photo's pets, largest first: connected pet + border regions of at least `min_fraction`.
 
-    `labels` is the uint8 class map and `pet_alpha` the uint8 soft matte (255 = surely pet), both at
+    `labels` is the uint8 class map and `pet_probability` the uint8 pet probability (255 = sure), both at
     the photo's size. Each box surrounds the region's *pet* pixels, the same pixels `pet_bbox` is
     drawn around, so every pet's box lies inside `pet_bbox`.
     """
@@ -67,7 +67,7 @@ def find_pets(labels: np.ndarray, pet_alpha: np.ndarray, min_fraction: float) ->
                 x1=cols.start + int(pet_cols[-1]) + 1,
                 y1=rows.start + int(pet_rows[-1]) + 1,
                 area_fraction=area / total,
-                mean_confidence=float(pet_alpha[box][region].mean()) / 255.0,
+                mean_confidence=float(pet_probability[box][region].mean()) / 255.0,
             )
         )
     pets.sort(key=lambda p: p.area_fraction, reverse=True)

@@ -58,7 +58,7 @@ class Pet(BaseModel):
     bbox: BoundingBox = Field(description="Box around this pet's pet-class pixels (inside `pet_bbox`).")
     area_fraction: float = Field(description="Share of the photo's pixels in this pet's region (pet+border).")
     mean_confidence: float = Field(
-        description="Mean of the soft pet matte (`output=alpha` / 255) over the region, 0..1."
+        description="Mean pet probability over the region (the border class counting half), 0..1."
     )
 
 

@@ -150,7 +150,7 @@ class SegmentationService:
         fractions = imaging.class_fractions(labels, len(self.class_names))
         # Only the JSON reports separate pets; a PNG answer does not pay for finding them.
         pets = (
-            regions.find_pets(labels, segmentation.pet_alpha, self.settings.min_pet_fraction)
+            regions.find_pets(labels, segmentation.pet_probability, self.settings.min_pet_fraction)
             if options.output is OutputMode.json
             else []
         )

@@ -60,9 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         segmentation = masks.upsample(probs, args.height, args.width)
         upsample_ms = best_ms(lambda p=probs: masks.upsample(p, args.height, args.width), args.repeats)
         regions_ms = best_ms(
-            lambda s=segmentation: find_pets(s.labels, s.pet_alpha, args.min_fraction), args.repeats
+            lambda s=segmentation: find_pets(s.labels, s.pet_probability, args.min_fraction), args.repeats
         )
-        pets = find_pets(segmentation.labels, segmentation.pet_alpha, args.min_fraction)
+        pets = find_pets(segmentation.labels, segmentation.pet_probability, args.min_fraction)
         rows.append(
             {
                 "scene": scene,

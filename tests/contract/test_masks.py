@@ -29,8 +29,9 @@ def full_size_labels(probabilities: np.ndarray, height: int, width: int) -> np.n
     return np.argmax(np.stack(planes, axis=-1), axis=-1).astype(np.uint8)
 
 
-def full_size_alpha(probabilities: np.ndarray, height: int, width: int) -> np.ndarray:
+def full_size_alpha(probabilities: np.ndarray, height: int, width: int, steepness: float = 1.0) -> np.ndarray:
     soft = np.clip(probabilities[..., PET] + 0.5 * probabilities[..., BORDER], 0.0, 1.0)
+    soft = np.clip((soft - 0.5) * steepness + 0.5, 0.0, 1.0)
     small = Image.fromarray((soft * 255.0 + 0.5).astype(np.uint8), "L")
     return np.asarray(small.resize((width, height), Image.Resampling.BILINEAR))
 
@@ -121,7 +122,23 @@ def test_ties_go_to_the_lower_class_index() -> None:
 
 
 @pytest.mark.parametrize(("width", "height"), [(4032, 3024), (500, 375), (17, 3000)])
-def test_pet_alpha_is_the_full_size_matte(width: int, height: int) -> None:
+def test_pet_probability_and_matte_are_full_size(width: int, height: int) -> None:
     probabilities = pet_blob()
-    alpha = masks.upsample(probabilities, height, width).pet_alpha
-    np.testing.assert_array_equal(alpha, full_size_alpha(probabilities, height, width))
+    segmentation = masks.upsample(probabilities, height, width)
+    np.testing.assert_array_equal(segmentation.pet_probability, full_size_alpha(probabilities, height, width))
+    np.testing.assert_array_equal(
+        segmentation.pet_alpha, full_size_alpha(probabilities, height, width, masks.MATTE_STEEPNESS)
+    )
+
+
+def test_the_cutout_matte_is_tighter_than_the_probability() -> None:
+    """The halo issue 10 saw: the probability as a matte leaves a wide semi-transparent band."""
+    segmentation = masks.upsample(smooth_probabilities(3), 1500, 2000)
+
+    def semi_transparent(matte: np.ndarray) -> float:
+        return float(np.mean((matte > 25) & (matte < 230)))
+
+    assert semi_transparent(segmentation.pet_alpha) < 0.5 * semi_transparent(segmentation.pet_probability)
+    # where the model is clearly for or against pet, the matte agrees: it sharpens the edge, not moves it
+    sure_pet, sure_not = segmentation.pet_probability >= 192, segmentation.pet_probability <= 63
+    assert np.all(segmentation.pet_alpha[sure_pet] > 127) and np.all(segmentation.pet_alpha[sure_not] < 128)
