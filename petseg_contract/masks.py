@@ -29,10 +29,10 @@ UNSURE = np.uint8(255)  # a pixel or cell whose label needs the exact computatio
 # vanishes, small enough that the temporaries stay in cache and under glibc's mmap threshold.
 CHUNK = 16_384
 # How much steeper than the pet probability the cut-out's matte is (Segmentation.pet_alpha), chosen on
-# the 147 validation photos as served by version 5: mean |alpha - truth| on the pixels the trimap
-# calls pet or background 0.051 at 1 (the probability itself), 0.031 at 2, 0.024 at 8, 0.023 at 100;
-# pixels left semi-transparent (alpha 0.1-0.9) 20.6 %, 12.7 %, 6.5 %, 1.8 %. 8 keeps most of the gain
-# and leaves the really undecided regions translucent rather than cut hard.
+# the 147 validation photos as served by version 5 (`python -m training figures` reports it): mean
+# |alpha - truth| on the pixels the trimap calls pet or background 0.051 at 1 (the probability itself),
+# 0.031 at 2, 0.024 at 8, 0.023 at 100; pixels left semi-transparent (alpha 0.1-0.9) 20.6 %, 12.7 %,
+# 6.5 %, 1.8 %. 8 keeps most of the gain and leaves really undecided regions translucent, not cut hard.
 MATTE_STEEPNESS = 8.0
 
 
@@ -48,28 +48,31 @@ class Segmentation:
         """uint8 [h, w]: how sure the model is that each pixel is pet (255 = surely), the border class
         counting half (it is the trimap's "unsure" band around the pet). What a pet's
         `mean_confidence` is the mean of. Computed on first use: at 12 MP it is a full-size resize."""
-        return self._full_size(self._soft())
+        height, width = self.labels.shape
+        return pet_matte(self.probabilities, height, width, steepness=1.0)
 
     @cached_property
     def pet_alpha(self) -> np.ndarray:
-        """uint8 [h, w] cut-out matte, 255 = opaque pet: `pet_probability` made MATTE_STEEPNESS times
-        steeper around one half before it is upsampled, so the edge is tight (an anti-aliased ramp
-        about one model pixel wide) and only where the model is really undecided does it stay
-        translucent. The probability itself as a matte made a fifth of a photo's pixels
-        semi-transparent: a halo where the background shows through (numbers in docs/design.md)."""
-        return self._full_size(np.clip((self._soft() - 0.5) * MATTE_STEEPNESS + 0.5, 0.0, 1.0))
-
-    def _soft(self) -> np.ndarray:
-        return np.clip(self.probabilities[..., PET] + 0.5 * self.probabilities[..., BORDER], 0.0, 1.0)
-
-    def _full_size(self, small: np.ndarray) -> np.ndarray:
-        # Not by cells like the labels: the model is never quite sure, so the matte is rarely flat
-        # (on real photos 52-75 % of the output columns of a band still vary), and interpolating
-        # that much in NumPy costs more than Pillow's one resize (linear, so it commutes with the
-        # border's weighting above).
-        image = Image.fromarray((small * 255.0 + 0.5).astype(np.uint8), "L")
+        """uint8 [h, w] cut-out matte, 255 = opaque pet: `pet_matte` at MATTE_STEEPNESS, a tight edge
+        (an anti-aliased ramp about one model pixel wide), translucent only where the model is really
+        undecided. The probability itself as a matte made a fifth of a photo's pixels semi-transparent:
+        a halo where the background shows through (numbers at MATTE_STEEPNESS)."""
         height, width = self.labels.shape
-        return np.asarray(image.resize((width, height), Image.Resampling.BILINEAR))
+        return pet_matte(self.probabilities, height, width, steepness=MATTE_STEEPNESS)
+
+
+def pet_matte(probabilities: np.ndarray, height: int, width: int, steepness: float) -> np.ndarray:
+    """uint8 [height, width] matte from model probabilities [S, S, C]: the pet probability plus half
+    the border's, made `steepness` times steeper around one half (1: the probability itself), then
+    upsampled bilinearly to the photo's size."""
+    soft = np.clip(probabilities[..., PET] + 0.5 * probabilities[..., BORDER], 0.0, 1.0)
+    if steepness != 1.0:
+        soft = np.clip((soft - 0.5) * steepness + 0.5, 0.0, 1.0)
+    # Not by cells like the labels: the model is never quite sure, so the matte is rarely flat (on real
+    # photos 52-75 % of the output columns of a band still vary), and interpolating that much in NumPy
+    # costs more than Pillow's one resize.
+    small = Image.fromarray((soft * 255.0 + 0.5).astype(np.uint8), "L")
+    return np.asarray(small.resize((width, height), Image.Resampling.BILINEAR))
 
 
 def upsample(probabilities: np.ndarray, height: int, width: int) -> Segmentation:

@@ -161,6 +161,13 @@ def test_figures_are_drawn_from_the_release_alone(tiny_model_dir, tiny_run_dir, 
     ious = list(report["pet_iou_per_photo"].values())
     assert len(ious) == report["photos"] == meta["metrics"]["validation"]["all"]["photos"]
     assert ious == sorted(ious) and all(0.0 <= v <= 1.0 for v in ious)
+    matte = {c["steepness"]: c for c in report["matte"]["candidates"]}
+    assert report["matte"]["served_steepness"] in matte
+    for c in matte.values():
+        assert (
+            0.0 <= c["semi_transparent_share"] <= 1.0
+            and 0.0 <= c["mean_abs_error_on_pet_and_background"] <= 1.0
+        )
 
 
 def test_test_time_flip_export_is_mirror_symmetric(tiny_run_dir, tmp_path):
