@@ -183,22 +183,17 @@ def test_test_time_flip_export_is_mirror_symmetric(tiny_run_dir, tmp_path):
         np.testing.assert_allclose(mirrored[head], plain[head], atol=1e-5)
 
 
-def test_a_run_can_start_from_another_runs_weights_at_a_larger_size(tiny_run_dir, synthetic_root, tmp_path):
-    args = [a if a != str(TINY_INPUT_SIZE) else "96" for a in TINY_TRAIN_ARGS]
+def fine_tune_from(init_weights, synthetic_root, run, input_size: int = TINY_INPUT_SIZE) -> None:
+    """One fine-tuning epoch of the tiny model (phase 1 skipped) starting from `init_weights`."""
+    args = [a if a != str(TINY_INPUT_SIZE) else str(input_size) for a in TINY_TRAIN_ARGS]
     args[args.index("--epochs") + 1] = "0"
+    run_cli("train", "--data-dir", str(synthetic_root), "--run-dir", str(run), *args,
+            "--fine-tune-epochs", "1", "--init-weights", str(init_weights))  # fmt: skip
+
+
+def test_a_run_can_start_from_another_runs_weights_at_a_larger_size(tiny_run_dir, synthetic_root, tmp_path):
     run = tmp_path / "bigger"
-    run_cli(
-        "train",
-        "--data-dir",
-        str(synthetic_root),
-        "--run-dir",
-        str(run),
-        *args,
-        "--fine-tune-epochs",
-        "1",
-        "--init-weights",
-        str(tiny_run_dir / "best.weights.h5"),
-    )
+    fine_tune_from(tiny_run_dir / "best.weights.h5", synthetic_root, run, input_size=96)
     history = (run / "history.csv").read_text().splitlines()
     assert len(history) == 2  # header + the one fine-tuning epoch
     assert json.loads((run / "config.json").read_text())["input_size"] == 96
@@ -227,21 +222,8 @@ def test_a_savedmodel_of_another_architecture_is_refused(tiny_model_dir):
 
 
 def test_fine_tuning_can_start_from_a_released_savedmodel(tiny_model_dir, synthetic_root, tmp_path):
-    args = list(TINY_TRAIN_ARGS)
-    args[args.index("--epochs") + 1] = "0"
     run = tmp_path / "from-release"
-    run_cli(
-        "train",
-        "--data-dir",
-        str(synthetic_root),
-        "--run-dir",
-        str(run),
-        *args,
-        "--fine-tune-epochs",
-        "1",
-        "--init-weights",
-        str(tiny_model_dir / "1"),
-    )
+    fine_tune_from(tiny_model_dir / "1", synthetic_root, run)
     assert len((run / "history.csv").read_text().splitlines()) == 2
     assert json.loads((run / "config.json").read_text())["init_weights"] == str(tiny_model_dir / "1")
 
