@@ -19,14 +19,14 @@ import petseg_contract as contract
 from petseg_contract import masks
 from training import plots
 from training.data import iter_samples, open_source
-from training.evaluate import SavedModelPredictor, batches, full_size_labels, served_input
+from training.evaluate import SavedModelPredictor, batches, full_size_labels, model_inputs
 
 MATTE_CANDIDATES = (1.0, 2.0, 4.0, 8.0, 16.0, 100.0)
 
 
 def pet_iou(truth: np.ndarray, predicted: np.ndarray) -> float:
-    """IoU of the pet class (0); 1.0 when neither has a pet pixel."""
-    t, p = truth == 0, predicted == 0
+    """IoU of the pet class; 1.0 when neither has a pet pixel."""
+    t, p = truth == contract.PET, predicted == contract.PET
     union = int(np.count_nonzero(t | p))
     return float(np.count_nonzero(t & p)) / union if union else 1.0
 
@@ -86,10 +86,9 @@ def figures(model_dir: str | Path, data_dir: str, out_dir: str | Path, tag: str,
         source, "validation", int(training.get("seed", 0)), training.get("val_fraction", 0.1)
     )
     for batch in batches(samples, 16):
-        inputs = np.stack(
-            [served_input(source.photo_path(s.stem), predictor.input_size, s.mask.shape) for s in batch]
-        )
-        probabilities = predictor(inputs)[contract.OUTPUT_NAME]
+        probabilities = predictor(model_inputs(batch, predictor.input_size, served_from=source))[
+            contract.OUTPUT_NAME
+        ]
         for s, p in zip(batch, probabilities, strict=True):
             labels = full_size_labels(p, s.mask.shape, served=True)
             scored.append((pet_iou(s.mask, labels), s.stem, s.image, s.mask, labels))
