@@ -19,7 +19,16 @@ def test_concurrent_clients_get_only_200(stress_server: ServerProcess, load_phot
 def test_a_full_queue_answers_503_with_retry_after_and_nothing_else(
     tiny_model_dir, tmp_path, load_photos
 ) -> None:
-    env = {"PETSEG_QUEUE_CAPACITY": "2", "PETSEG_MAX_BATCH_SIZE": "1", "PETSEG_MAX_BATCH_WAIT_MS": "0"}
+    # Every client may decode at once and one model stream serves batches of one, so decoded photos
+    # outrun the model and the queue of 2 overflows. With the default 2 decoding slots per core and two
+    # streams, at most as many photos were decoded as the streams take: the queue filled by chance only.
+    env = {
+        "PETSEG_QUEUE_CAPACITY": "2",
+        "PETSEG_MAX_BATCH_SIZE": "1",
+        "PETSEG_MAX_BATCH_WAIT_MS": "0",
+        "PETSEG_MAX_DECODING": "24",
+        "PETSEG_MODEL_STREAMS": "1",
+    }
     with running_service(tiny_model_dir, tmp_path / "server.log", env) as server:
         requests = [multipart_post("/segment", name, data) for name, data in load_photos]
         run = asyncio.run(run_load(server.url, requests, concurrency=24, duration_s=3))
