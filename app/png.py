@@ -46,9 +46,10 @@ STRATEGIES = {"L": zlib_ng.Z_RLE, "RGB": zlib_ng.Z_RLE, "RGBA": zlib_ng.Z_DEFAUL
 # about 10 ms there, and on a busy service the other cores are drawing other photos anyway.
 MIN_BAND_BYTES = 1 << 20
 # Rows are drawn, filtered and deflated about this many bytes at a time, so the band's full filtered
-# copy is never held. Each block's buffers stay under glibc's mmap threshold (256 KiB as `petseg serve`
-# sets it, app/cli.py): bigger ones are mapped afresh and faulted in page by page for every block, which
-# made 1 MiB blocks cost a 12 MP overlay 28 % and a cut-out 24 % more time than these.
+# copy is never held. Each block's buffers stay under glibc's mmap threshold (1 MiB as `petseg serve`
+# sets it, app/cli.py; 256 KiB when this was measured): bigger ones are mapped afresh and faulted in
+# page by page for every block, which made 1 MiB blocks cost a 12 MP overlay 28 % and a cut-out 24 %
+# more time than these.
 BLOCK_BYTES = 1 << 17
 # A PNG chunk holds at most 2^31 - 1 bytes and each band is one IDAT chunk; deflate grows incompressible
 # data by well under 1 %, so bands of at most 1 GiB of rows stay below that.

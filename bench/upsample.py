@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.cli import _tune_malloc
+from app.cli import tune_malloc
 from bench.photos import DEFAULT_DATA_DIR, choose_photos, load_photos
 from bench.regions import SCENES, best_ms, probabilities
 from bench.server import DEFAULT_MODEL_BASE
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="4032x3024,500x375", help="WIDTHxHEIGHT, comma-separated")
     parser.add_argument("--repeats", type=int, default=9)
     args = parser.parse_args(argv)
-    _tune_malloc()  # as in `petseg serve`: large temporaries are mmapped, so their page faults count
+    tune_malloc()  # as in `petseg serve`: large temporaries are mmapped, so their page faults count
     if args.synthetic:
         inputs = {scene: probabilities(blobs) for scene, blobs in SCENES.items()}
     else:
