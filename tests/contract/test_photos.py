@@ -6,7 +6,7 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from petseg_contract import photos
 from petseg_harness.photos import make_photo
@@ -59,6 +59,26 @@ def test_exif_orientation_swaps_width_and_height() -> None:
         photo = decode(make_photo(120, 90, exif=exif.tobytes()), keep_pixels=keep_pixels)
         assert (photo.width, photo.height) == (90, 120)
     assert photo.rgb is None
+
+
+@pytest.mark.parametrize("orientation", [1, 3, 6, 8])
+def test_full_pixels_are_shown_as_a_viewer_shows_them(orientation: int) -> None:
+    """The transposition happens in place (no copy of an upright photo): the pixels must still be
+    those of Pillow's own exif_transpose, for upright and rotated photos alike."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    # A ramp across and down: every rotation and flip of it gives different pixels.
+    ramp = np.add.outer(np.arange(90) * 2, np.arange(120)).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(np.stack([ramp, ramp // 2, 255 - ramp], axis=-1)).save(
+        buffer, format="JPEG", exif=exif.tobytes()
+    )
+    data = buffer.getvalue()
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB"))
+    pixels = np.asarray(photos.decode_pixels(data, max_pixels=10**6))
+    kept = decode(data, keep_pixels=True).rgb
+    assert pixels.shape == expected.shape == ((120, 90, 3) if orientation in (6, 8) else (90, 120, 3))
+    assert np.array_equal(pixels, expected) and kept is not None and np.array_equal(kept, expected)
 
 
 def test_jpeg_draft_keeps_the_reported_full_size() -> None:
