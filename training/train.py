@@ -20,7 +20,7 @@ import numpy as np
 
 from training import BREED, SEGMENTATION, SPECIES, distribute
 from training import data as pet_data
-from training.config import TrainConfig
+from training.config import ConfigError, TrainConfig
 from training.losses import MaskedSparseCrossEntropy, SegmentationLoss
 from training.metrics import LabelAccuracy, training_metrics
 from training.model import has_heads, load_release_weights, model_from_config, set_encoder_trainable
@@ -144,9 +144,34 @@ def prepare_run(cfg: TrainConfig) -> TrainConfig:
         log.info("resuming run in %s with its recorded configuration", run_dir)
         return saved
     cfg.validate()
+    if cfg.init_weights:
+        # A few seconds of model building, so that weights of another architecture are refused
+        # before the run directory exists: once its config.json is written, a resume would keep them.
+        load_init_weights(model_from_config(cfg, encoder_weights=None), cfg.init_weights)
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg.save(run_dir)
     return cfg
+
+
+def load_init_weights(model: keras.Model, init_weights: str) -> None:
+    """Start `model` from a run's weights file or an exported SavedModel; ConfigError when they do
+    not fit its architecture.
+
+    The network is fully convolutional, so weights trained at one input size load at another: a cheap
+    way to fine-tune a 128 px run at a larger size (progressive resizing).
+    """
+    try:
+        if Path(init_weights).is_dir():
+            load_release_weights(model, init_weights)
+        else:
+            model.load_weights(init_weights)
+    except (ValueError, OSError) as exc:
+        detail = str(exc.__cause__ or exc).strip().splitlines()[0][:200]  # one line, not every variable
+        raise ConfigError(
+            f"--init-weights {init_weights}: these weights do not fit the model this configuration builds "
+            f"(--alpha, --decoder, --decoder-scale and --heads must match theirs; the input size may "
+            f"differ): {detail}"
+        ) from exc
 
 
 def load_training_data(cfg: TrainConfig):
@@ -223,12 +248,7 @@ def train_phases(cfg: TrainConfig) -> dict:
 
     model = model_from_config(cfg, cfg.encoder_weights)
     if cfg.init_weights:
-        # The network is fully convolutional, so weights trained at one input size load at another:
-        # a cheap way to fine-tune a 128 px run at a larger size (progressive resizing).
-        if Path(cfg.init_weights).is_dir():
-            load_release_weights(model, cfg.init_weights)
-        else:
-            model.load_weights(cfg.init_weights)
+        load_init_weights(model, cfg.init_weights)
         if not (run_dir / BEST_WEIGHTS).exists():
             model.save_weights(run_dir / BEST_WEIGHTS)
     if cfg.epochs > 0 and not state.get("frozen_done"):

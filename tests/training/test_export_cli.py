@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from petseg_contract import BREED_NAMES, SPECIES_NAMES, check_metadata
 from petseg_harness.tiny_model import TINY_INPUT_SIZE, TINY_TRAIN_ARGS
-from tests.conftest import run_cli
+from tests.conftest import run_cli, training_cli
 from training.export import ExportError, check_roundtrip, export, parse_output
 
 METADATA_KEYS = {
@@ -219,6 +219,22 @@ def test_a_savedmodel_of_another_architecture_is_refused(tiny_model_dir):
     other = build_unet(TINY_INPUT_SIZE, encoder_weights=None, alpha=0.35, decoder_scale=0.25, decoder="light")
     with pytest.raises(ValueError, match="do not fit this architecture"):
         load_release_weights(other, tiny_model_dir / "1")
+
+
+@pytest.mark.parametrize("weights", ["savedmodel", "h5"])
+def test_weights_of_another_architecture_are_a_one_line_error_before_the_run_exists(
+    weights, tiny_model_dir, tiny_run_dir, synthetic_root, tmp_path
+):
+    init = tiny_model_dir / "1" if weights == "savedmodel" else tiny_run_dir / "best.weights.h5"
+    args = list(TINY_TRAIN_ARGS)
+    args[args.index("--alpha") + 1] = "0.5"  # the tiny model was trained at 0.35
+    run = tmp_path / "mismatched"
+    proc = training_cli("train", "--data-dir", str(synthetic_root), "--run-dir", str(run), *args,
+                        "--init-weights", str(init))  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "error: --init-weights" in proc.stderr and "do not fit" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not run.exists()  # nothing written, so a corrected command starts afresh
 
 
 def test_fine_tuning_can_start_from_a_released_savedmodel(tiny_model_dir, synthetic_root, tmp_path):
