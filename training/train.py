@@ -169,8 +169,8 @@ def load_init_weights(model: keras.Model, init_weights: str) -> None:
         detail = str(exc.__cause__ or exc).strip().splitlines()[0][:200]  # one line, not every variable
         raise ConfigError(
             f"--init-weights {init_weights}: these weights do not fit the model this configuration builds "
-            f"(--alpha, --decoder, --decoder-scale and --heads must match theirs; the input size may "
-            f"differ): {detail}"
+            f"(--alpha, --decoder, --decoder-scale, --fine-channels and --heads must match theirs; the input "
+            f"size may differ): {detail}"
         ) from exc
 
 
