@@ -103,6 +103,11 @@ class Batcher:
         return self._failure
 
     @property
+    def max_batch_size(self) -> int:
+        """The most photos in one forward pass."""
+        return self._max_batch_size
+
+    @property
     def depth(self) -> int:
         """Photos waiting for the model (not counting the batch running now)."""
         return self._queue.qsize()

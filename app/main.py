@@ -122,13 +122,13 @@ async def _warm_up(app: FastAPI, service: SegmentationService) -> None:
     app.state.not_ready_reason = "warming up"
     try:
         # The largest batch, on every stream: its memory is paid before /readyz, not under load.
-        await to_thread.run_sync(service.segmenter.warm_up, service.settings.max_batch_size)
+        await to_thread.run_sync(service.segmenter.warm_up, service.batcher.max_batch_size)
     except Exception as exc:
         app.state.not_ready_reason = f"warm-up failed: {exc}"
         logger.exception("warm-up inference failed; the service stays not ready")
         return
     app.state.ready = True
-    logger.info("warm-up done (a batch of %d on every stream); ready", service.settings.max_batch_size)
+    logger.info("warm-up done (a batch of %d on every stream); ready", service.batcher.max_batch_size)
 
 
 def _log_to_stderr(level: str) -> None:

@@ -86,9 +86,11 @@ async def _run(
 ) -> list[Outcome]:
     from app.wiring import running_service
 
-    # Two batches in flight: one runs on the model while the next one's photos are being decoded.
-    in_flight = max(1, min(2 * settings.max_batch_size, settings.queue_capacity))
-    async with running_service(settings, queue_capacity=in_flight) as service:
+    async with running_service(settings) as service:
+        # Two batches per model stream in flight: one runs while the next one's photos are decoded
+        # (never more than the queue holds, so no photo is refused as Overloaded).
+        batches = 2 * service.segmenter.streams
+        in_flight = max(1, min(batches * service.batcher.max_batch_size, settings.queue_capacity))
         return await _segment_all(service, jobs, options, in_flight=in_flight, progress=progress)
 
 

@@ -47,6 +47,16 @@ def openvino_config(streams: int, threads: int = 0) -> dict[str, str | int]:
     return config
 
 
+# Most photos per forward pass when PETSEG_MAX_BATCH_SIZE is 0 (its default), per runtime. OpenVINO on
+# the CPU runs best in small batches, one per stream: raw on the release model (2 cores, 2 streams, one
+# batch each at once) 2 x batch 2 or 4 gave 124-126 images/s at 16 CPU-ms per image, batch 8 103 and
+# batch 16 95 (19-21 ms: activations no longer fit the caches); the service at 16 clients gave 70-74
+# req/s with at most 2 against 54-61 with 16, at 2-5 CPU-ms less per request, and 0.6 GB less memory
+# after the warm-up (docs/runtime.md). TensorFlow, on a GPU or on a CPU without OpenVINO, gains from
+# bigger batches (raw on the CPU: 54 images/s at batch 2, 64 at 16).
+OPENVINO_BATCH_SIZE = 2
+TENSORFLOW_BATCH_SIZE = 16
+
 # The fixed input of the startup check: two deterministic pseudo-random photos (a batch > 1, so a
 # runtime that mixes up photos in a batch is caught too).
 CHECK_SEED = 20240611
@@ -63,6 +73,7 @@ class Runtime(Protocol):
     backend: Backend
     output_names: tuple[str, ...]
     streams: int  # batches it runs at once without them waiting on each other's threads
+    batch_size: int  # the most photos per forward pass it runs best with (PETSEG_MAX_BATCH_SIZE=0)
 
     def predict(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """uint8 [n, S, S, 3] → each output in `output_names`, float32 with leading dimension n."""
@@ -78,6 +89,7 @@ class TensorFlowRuntime:
 
     backend: Backend = "tensorflow"
     streams = 1
+    batch_size = TENSORFLOW_BATCH_SIZE
 
     def __init__(self, signature: Any, output_names: tuple[str, ...]) -> None:
         self._signature = signature
@@ -97,6 +109,7 @@ class OpenVINORuntime:
     """The same signature frozen to constants and compiled by OpenVINO for the CPU, dynamic batch."""
 
     backend: Backend = "openvino"
+    batch_size = OPENVINO_BATCH_SIZE
 
     def __init__(self, compiled: Any, output_names: tuple[str, ...], streams: int = 1) -> None:
         self._compiled = compiled
@@ -180,6 +193,7 @@ class AloneOrSharedRuntime:
         self.shared = shared
         self.output_names = alone.output_names
         self.streams = shared.streams
+        self.batch_size = shared.batch_size
         self._lock = threading.Lock()
         self._running = 0
 

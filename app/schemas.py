@@ -158,3 +158,6 @@ class ModelInfo(BaseModel):
     )
     metadata: dict[str, Any] = Field(description="The full metadata.json of the export.")
     backend: str = Field(description="Inference runtime serving it: tensorflow or openvino (PETSEG_BACKEND).")
+    max_batch_size: int = Field(
+        description="Most photos in one forward pass: PETSEG_MAX_BATCH_SIZE, or the backend's own choice."
+    )

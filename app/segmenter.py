@@ -85,6 +85,11 @@ class Segmenter:
         return self.runtime.streams
 
     @property
+    def batch_size(self) -> int:
+        """The most photos per forward pass the runtime runs best with (PETSEG_MAX_BATCH_SIZE=0)."""
+        return self.runtime.batch_size
+
+    @property
     def has_labels(self) -> bool:
         """Whether the model also says species and breed (optional outputs of the contract)."""
         return SPECIES_OUTPUT in self.output_names and BREED_OUTPUT in self.output_names

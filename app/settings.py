@@ -97,7 +97,12 @@ class Settings(BaseSettings):
     max_files_per_request: int = Field(
         16, gt=0, description="Most photos in one /segment/batch or /v2 infer request."
     )
-    max_batch_size: int = Field(16, gt=0, description="Most photos the model sees in one forward pass.")
+    max_batch_size: int = Field(
+        0,
+        ge=0,
+        description="Most photos the model sees in one forward pass; 0: the backend's choice "
+        "(OpenVINO: 2 per stream, TensorFlow: 16).",
+    )
     max_batch_wait_ms: float = Field(
         5.0,
         ge=0,

@@ -76,20 +76,18 @@ def load_segmenter(settings: Settings) -> Segmenter:
 async def running_service(
     settings: Settings,
     *,
-    queue_capacity: int | None = None,
     on_batch: Callable[[int, float], None] | None = None,
 ) -> AsyncIterator[SegmentationService]:
     """Load the model (in a thread), start its batcher, yield the service; stop both on exit.
 
-    `queue_capacity` overrides `settings.queue_capacity` (petseg predict keeps only two batches queued);
     `on_batch(size, seconds)` is told about every forward pass (metrics).
     """
     segmenter = await to_thread.run_sync(load_segmenter, settings)
     batcher = Batcher(
         segmenter.predict,
-        max_batch_size=settings.max_batch_size,
+        max_batch_size=settings.max_batch_size or segmenter.batch_size,
         max_wait_s=settings.max_batch_wait_ms / 1000.0,
-        capacity=queue_capacity or settings.queue_capacity,
+        capacity=settings.queue_capacity,
         on_batch=on_batch,
         streams=segmenter.streams,
     )

@@ -16,6 +16,8 @@ import pytest
 from PIL import Image
 
 from app.runtime import (
+    OPENVINO_BATCH_SIZE,
+    TENSORFLOW_BATCH_SIZE,
     AloneOrSharedRuntime,
     OpenVINORuntime,
     RuntimeDisagreement,
@@ -169,11 +171,21 @@ def test_warm_up_runs_the_largest_batch_on_every_stream_of_both_compilations(mod
         assert [request.get_input_tensor().shape[0] for request in requests] == [5] * compilation.streams
 
 
+def test_each_backend_batches_as_it_runs_best_unless_told(tensorflow_server, openvino_server) -> None:
+    """PETSEG_MAX_BATCH_SIZE unset: OpenVINO on the CPU in batches of at most 2 per stream, TensorFlow
+    16; the one in use is in /v1/model and in the warm-up's log line."""
+    for server, size in ((tensorflow_server, TENSORFLOW_BATCH_SIZE), (openvino_server, OPENVINO_BATCH_SIZE)):
+        assert httpx.get(f"{server.url}/v1/model").json()["max_batch_size"] == size
+        assert f"warm-up done (a batch of {size} on every stream)" in server.log_path.read_text()
+    assert (OPENVINO_BATCH_SIZE, TENSORFLOW_BATCH_SIZE) == (2, 16)
+
+
 def test_a_served_model_warms_up_with_the_largest_batch_before_it_is_ready(tmp_path, model_dir) -> None:
     env = {"PETSEG_BACKEND": "openvino", "PETSEG_MAX_BATCH_SIZE": "3"}
     with running_service(model_dir, tmp_path / "service.log", env) as server:
         assert httpx.get(f"{server.url}/readyz").status_code == 200
         assert "warm-up done (a batch of 3 on every stream); ready" in server.log_path.read_text()
+        assert httpx.get(f"{server.url}/v1/model").json()["max_batch_size"] == 3  # the setting wins
 
 
 def make_input(size: int, seed: int) -> np.ndarray:
@@ -234,6 +246,7 @@ class HeldRuntime:
         self.name = name
         self.output_names = ("probabilities",)
         self.streams = 2 if name == "shared" else 1
+        self.batch_size = 2
         self.calls = 0
         self.entered = threading.Event()
         self.release = threading.Event()

@@ -16,7 +16,16 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(
-    "module", ["bench", "bench.memory", "bench.raw_model", "bench.regions", "bench.render", "bench.upsample"]
+    "module",
+    [
+        "bench",
+        "bench.ab",
+        "bench.memory",
+        "bench.raw_model",
+        "bench.regions",
+        "bench.render",
+        "bench.upsample",
+    ],
 )
 def test_benchmark_starts_and_describes_its_options(module: str) -> None:
     proc = subprocess.run(

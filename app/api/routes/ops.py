@@ -46,6 +46,7 @@ async def model_info(service: ServiceDep) -> ModelInfo:
         labels=labels,
         metadata=metadata,
         backend=service.segmenter.backend,
+        max_batch_size=service.batcher.max_batch_size,
     )
 
 
