@@ -50,9 +50,9 @@ def openvino_config(streams: int, threads: int = 0) -> dict[str, str | int]:
 # Most photos per forward pass when PETSEG_MAX_BATCH_SIZE is 0 (its default), per runtime. OpenVINO on
 # the CPU runs best in small batches, one per stream: raw on the release model (2 cores, 2 streams, one
 # batch each at once) 2 x batch 2 or 4 gave 124-126 images/s at 16 CPU-ms per image, batch 8 103 and
-# batch 16 95 (19-21 ms: activations no longer fit the caches); the service at 16 clients gave 70-74
-# req/s with at most 2 against 54-61 with 16, at 2-5 CPU-ms less per request, and 0.6 GB less memory
-# after the warm-up (docs/runtime.md). TensorFlow, on a GPU or on a CPU without OpenVINO, gains from
+# batch 16 95 (19-21 ms: activations no longer fit the caches); the service at 16 clients gave 67.6-78.6
+# req/s with at most 2 against 54.4-61.3 with 16, at 2-5 CPU-ms less per request, and 0.6 GB less
+# memory after the warm-up (docs/runtime.md). TensorFlow, on a GPU or on a CPU without OpenVINO, gains from
 # bigger batches (raw on the CPU: 54 images/s at batch 2, 64 at 16).
 OPENVINO_BATCH_SIZE = 2
 TENSORFLOW_BATCH_SIZE = 16
