@@ -1,7 +1,9 @@
 """The ceiling: the SavedModel's signature called directly on pre-resized photos, no HTTP, no imaging.
 
 `--backend tensorflow` calls the signature through TensorFlow; `--backend openvino` calls the same
-signature compiled by OpenVINO exactly as the service compiles it (app.runtime). Run in its own
+signature frozen, converted and compiled by OpenVINO with nothing rewritten (issue 11's baseline: what
+anyone gets from `openvino.convert_model`); `--backend openvino-served` calls it as the service compiles
+it (app.runtime: the class softmax rewritten per channel). Run in its own
 process (`python -m bench.raw_model --model-dir DIR --backend B`) so the runtime's thread pools are set
 up exactly as in a server process; prints one JSON object.
 """
@@ -35,8 +37,8 @@ def measure(
     size = int(json.loads((model_dir / "metadata.json").read_text())["input_size"])
     loaded = tf.saved_model.load(str(model_dir))
     signature = loaded.signatures["serving_default"]
-    if backend == "openvino":
-        compiled = OpenVINORuntime.from_signature(signature, ("probabilities",))
+    if backend.startswith("openvino"):
+        compiled = OpenVINORuntime.from_signature(signature, ("probabilities",), plain=backend == "openvino")
 
         def call(batch: np.ndarray) -> np.ndarray:
             return compiled.predict(batch)["probabilities"]
@@ -81,7 +83,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="per batch size")
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--photo", type=Path, action="append", help="use this photo file (repeatable)")
-    parser.add_argument("--backend", choices=["tensorflow", "openvino"], default="tensorflow")
+    parser.add_argument(
+        "--backend", choices=["tensorflow", "openvino", "openvino-served"], default="tensorflow"
+    )
     args = parser.parse_args()
     sizes = [int(b) for b in args.batch_sizes.split(",")]
     print(json.dumps(measure(args.model_dir, sizes, args.seconds, args.data_dir, args.photo, args.backend)))

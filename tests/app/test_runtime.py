@@ -139,6 +139,62 @@ def test_every_output_of_the_model_comes_out_of_both_backends(which, model_dir, 
     np.testing.assert_allclose(one["probabilities"][0], expected["probabilities"][0], atol=1e-4)
 
 
+def class_softmax_signature(channels: int, scale: float):
+    """A signature like the contract's: uint8 photos -> a softmax over `channels` per pixel, logits
+    spread over `scale` (hundreds: exp of the raw logits would overflow float32)."""
+    import tensorflow as tf
+
+    mixing = np.random.default_rng(channels).normal(size=(3, channels)).astype(np.float32)
+
+    class Classes(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 8, 8, 3], tf.uint8, name="images")])
+        def serve(self, images):
+            logits = tf.einsum("nhwc,ck->nhwk", tf.cast(images, tf.float32) / 255.0, mixing) * scale
+            return {"probabilities": tf.nn.softmax(logits)}
+
+    module = Classes()
+    return module, module.serve.get_concrete_function()
+
+
+@pytest.mark.parametrize(("channels", "rewritten"), [(2, 1), (3, 1), (8, 1), (9, 0)])
+def test_a_class_softmax_is_rewritten_per_channel_with_tensorflows_answers(channels, rewritten) -> None:
+    from app.runtime import convert_signature, softmax_by_channels
+
+    _module, signature = class_softmax_signature(channels, scale=300.0)
+    model = convert_signature(signature, ("probabilities",), plain=True)
+    assert softmax_by_channels(model) == rewritten
+    kinds = [node.get_type_name() for node in model.get_ordered_ops()]
+    assert ("Softmax" in kinds) == (rewritten == 0)
+    assert "probabilities" in model.outputs[0].get_names()  # the contract name moved to the new output
+    runtime = OpenVINORuntime.compile(model, ("probabilities",))
+    images = np.random.default_rng(1).integers(0, 256, (3, 8, 8, 3), dtype=np.uint8)
+    expected = TensorFlowRuntime(signature, ("probabilities",)).predict(images)["probabilities"]
+    actual = runtime.predict(images)["probabilities"]
+    assert np.isfinite(actual).all() and np.abs(expected).max() > 0.99  # saturated pixels included
+    np.testing.assert_allclose(actual, expected, atol=1e-6)
+
+
+def test_the_served_conversion_rewrites_the_pixel_softmax_only(model_dir: Path) -> None:
+    """The exported model's per-pixel softmax goes, its species and breed softmaxes (2-D) stay."""
+    import tensorflow as tf
+
+    from app.runtime import convert_signature
+
+    loaded = tf.saved_model.load(str(model_dir / "1"))
+    serve = loaded.signatures["serving_default"]
+    served, plain = (convert_signature(serve, ("probabilities",), plain=p) for p in (False, True))
+
+    def softmax_ranks(model) -> list[int]:
+        return sorted(
+            node.get_output_partial_shape(0).rank.get_length()
+            for node in model.get_ordered_ops()
+            if node.get_type_name() == "Softmax"
+        )
+
+    assert 4 in softmax_ranks(plain)
+    assert softmax_ranks(served) == [rank for rank in softmax_ranks(plain) if rank != 4]
+
+
 def test_two_openvino_streams_answer_concurrent_callers_each_with_its_own_photos(model_dir: Path) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
