@@ -8,6 +8,7 @@ it gave TensorFlow's answers on a fixed input (`check_agreement`). Both runtimes
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import queue
@@ -238,13 +239,9 @@ def softmax_by_channels(model: Any) -> int:
         ):
             continue
         parts = ops.split(node.input_value(0), ops.constant(np.int64(-1)), channels.get_length()).outputs()
-        largest = parts[0]
-        for part in parts[1:]:
-            largest = ops.maximum(largest, part).output(0)
+        largest = functools.reduce(lambda a, b: ops.maximum(a, b).output(0), parts)
         exps = [ops.exp(ops.subtract(part, largest)).output(0) for part in parts]
-        total = exps[0]
-        for exp in exps[1:]:
-            total = ops.add(total, exp).output(0)
+        total = functools.reduce(lambda a, b: ops.add(a, b).output(0), exps)
         softmax = ops.concat([ops.divide(exp, total) for exp in exps], -1)
         # replace() hands the old output's tensor names (a contract name among them) to the new one.
         node.output(0).replace(softmax.output(0))
