@@ -236,6 +236,9 @@ def ratios(
             )
         if "1" in levels and 1 in ov and levels["1"]["p50_ms"] is not None:
             out["p50_c1_minus_raw_openvino_b1_ms"] = round(levels["1"]["p50_ms"] - ov[1]["median_call_ms"], 2)
+            stages = levels["1"].get("stages_p50_ms")
+            if stages and "inference" in stages:
+                out["c1_over_raw_openvino_b1_by_stage_ms"] = over_raw_call(stages, ov[1]["median_call_ms"])
         if 16 in ov and 16 in batches:
             out["raw_openvino_vs_raw_tensorflow_b16"] = round(
                 ov[16]["images_per_s"] / batches[16]["images_per_s"], 3
@@ -286,6 +289,16 @@ def ratios(
     return out
 
 
+def over_raw_call(stages: dict[str, float], raw_call_ms: float) -> dict[str, float]:
+    """Where a lone request's time goes beyond the raw model call (issue 11's c=1 target), from the
+    service's Server-Timing medians: every stage but the model's, the model call's own excess over the
+    raw call (a negative one is a faster call), and `outside` (HTTP, event loop, client). Medians, so
+    they add up to the p50 difference only roughly."""
+    parts = {name: ms for name, ms in stages.items() if name not in ("total", "inference")}
+    parts["inference_beyond_raw_call"] = round(stages["inference"] - raw_call_ms, 2)
+    return parts
+
+
 def print_report(report: dict) -> None:
     raw, service, naive, r = report["raw"], report["service"], report.get("naive"), report["ratios"]
     print()
@@ -326,6 +339,11 @@ def print_report(report: dict) -> None:
                 f"{name:<8}{level:>5}{v['throughput_rps']:>9.1f}{_f(v['p50_ms'])}{_f(v['p95_ms'])}"
                 f"{_f(v['p99_ms'])}{v['non_200']:>9}{v['cpu_ms_per_request']:>12.2f}"
             )
+    print()
+    for level, v in service["levels"].items():
+        if v.get("stages_p50_ms"):
+            stages = "  ".join(f"{stage} {ms}" for stage, ms in v["stages_p50_ms"].items())
+            print(f"service c={level} Server-Timing p50 ms: {stages}")
     print()
     for name, result in (("service", service), ("naive", naive)):
         if result is None:

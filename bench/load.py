@@ -25,10 +25,38 @@ class Outcome:
     status: int  # 0 when the request failed below HTTP
     error: str = ""
     retry_after: str | None = None
+    # The service's own `Server-Timing` (upload, decode, queue, inference, render, total), ms per stage.
+    stages_ms: dict[str, float] | None = None
 
     @property
     def latency_s(self) -> float:
         return self.ended - self.started
+
+
+def parse_server_timing(header: str | None) -> dict[str, float] | None:
+    """`decode;dur=3.2, inference;dur=9.9` -> {"decode": 3.2, "inference": 9.9}; None without durations."""
+    stages = {}
+    for metric in (header or "").split(","):
+        name, *params = (part.strip() for part in metric.split(";"))
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip() == "dur" and name:
+                with contextlib.suppress(ValueError):  # a malformed duration is left out
+                    stages[name] = float(value)
+    return stages or None
+
+
+def stage_medians(outcomes: Sequence[Outcome]) -> dict[str, float] | None:
+    """Median ms of each Server-Timing stage over `outcomes`, and `outside`: the median of each request's
+    client latency minus the service's `total` (HTTP, the event loop, the client). None when no outcome
+    carried a Server-Timing with a total."""
+    timed = [o for o in outcomes if o.stages_ms and "total" in o.stages_ms]
+    if not timed:
+        return None
+    names = dict.fromkeys(name for o in timed for name in o.stages_ms)
+    medians = {name: statistics.median(o.stages_ms.get(name, 0.0) for o in timed) for name in names}
+    medians["outside"] = statistics.median(o.latency_s * 1e3 - o.stages_ms["total"] for o in timed)
+    return {name: round(ms, 2) for name, ms in medians.items()}
 
 
 @dataclass
@@ -60,6 +88,7 @@ class LoadRun:
             "statuses": dict(statuses),
             "non_200": sum(1 for o in self.outcomes if o.status != 200),
             "retry_after_503": sum(1 for o in self.outcomes if o.status == 503 and o.retry_after is not None),
+            "stages_p50_ms": stage_medians([o for o in measured if o.status == 200]),
         }
 
 
@@ -181,7 +210,14 @@ async def run_load(
                     status, headers, _ = await asyncio.wait_for(
                         connection.send(requests[index % len(requests)]), timeout_s
                     )
-                    outcome = Outcome(started, time.perf_counter(), status, "", headers.get("retry-after"))
+                    outcome = Outcome(
+                        started,
+                        time.perf_counter(),
+                        status,
+                        "",
+                        headers.get("retry-after"),
+                        parse_server_timing(headers.get("server-timing")),
+                    )
                 except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError) as exc:
                     await connection.close()
                     outcome = Outcome(started, time.perf_counter(), 0, type(exc).__name__)

@@ -16,6 +16,20 @@ def test_concurrent_clients_get_only_200(stress_server: ServerProcess, load_phot
     assert result["readyz_after"] == 200
 
 
+def test_a_lone_client_gets_the_services_time_by_stage(stress_server: ServerProcess, load_photos) -> None:
+    # What `python -m bench` prints as "where the time goes" at c=1, from the real server's headers.
+    requests = [multipart_post("/segment?output=mask", name, data) for name, data in load_photos]
+    run = asyncio.run(run_load(stress_server.url, requests, concurrency=1, total=12))
+    summary = run.summary()
+    assert summary["statuses"] == {"200": 12}
+    stages = summary["stages_p50_ms"]
+    assert set(stages) == {"upload", "decode", "queue", "inference", "render", "total", "outside"}
+    assert stages["inference"] > 0 and stages["decode"] > 0 and stages["render"] > 0
+    # The client's latency holds the service's total (Server-Timing rounds to 0.1 ms per stage).
+    assert stages["outside"] > -0.5
+    assert stages["total"] <= summary["p50_ms"] + 0.5
+
+
 def test_a_full_queue_answers_503_with_retry_after_and_nothing_else(
     tiny_model_dir, tmp_path, load_photos
 ) -> None:
