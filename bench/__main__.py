@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image
@@ -58,11 +59,12 @@ def measure_raw(
     seconds: float,
     photo_files: list[Path] | None,
     backend: str = "tensorflow",
+    batch_sizes: str = "1,2,4,8,16,32",
 ) -> dict:
     photo_args = [arg for path in photo_files or [] for arg in ("--photo", str(path))]
     proc = subprocess.run(
         [sys.executable, "-m", "bench.raw_model", "--model-dir", str(model_dir), "--seconds", str(seconds),
-         "--data-dir", str(data_dir), "--backend", backend, *photo_args],
+         "--data-dir", str(data_dir), "--backend", backend, "--batch-sizes", batch_sizes, *photo_args],
         cwd=REPO, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )  # fmt: skip
     if proc.returncode != 0:
@@ -71,9 +73,15 @@ def measure_raw(
 
 
 def measure_server(
-    server: ServerProcess, requests: list[bytes], levels: list[int], seconds: float, memory_requests: int
+    server: ServerProcess,
+    requests: list[bytes],
+    levels: list[int],
+    seconds: float,
+    memory_requests: int,
+    after_levels: Callable[[], None] | None = None,
 ) -> dict:
-    """Cold start, a warm-up at the highest concurrency, each level, then top up to `memory_requests`."""
+    """Cold start, a warm-up at the highest concurrency, each level, `after_levels()` (the server idle),
+    then top up to `memory_requests`."""
     result: dict = {}
     try:
         result["ready_s"] = round(server.wait_ready(), 2)
@@ -98,6 +106,8 @@ def measure_server(
             result["levels"][str(level)]["cpu_ms_per_request"] = round(cpu_used * 1e3 / len(run.outcomes), 2)
             sent += len(run.outcomes)
             print(f"  c={level:<3} {_level_line(result['levels'][str(level)])}", flush=True)
+        if after_levels is not None:
+            after_levels()
         if memory_requests > sent:
             extra = asyncio.run(run_load(server.url, requests, concurrency=16, total=memory_requests - sent))
             result["memory_top_up"] = extra.summary()["statuses"]
@@ -217,6 +227,38 @@ def training_section(run_dir: Path | None, data_dir: Path, run_benchmark: bool) 
     return section
 
 
+# Raw batch sizes measured a second time right after the service's levels: the targets' baselines.
+BRACKETED_BATCH_SIZES = "1,16"
+BRACKETED_KEYS = ("images_per_s", "median_call_ms", "cpu_ms_per_image")
+
+
+def bracket(before: dict, after: dict | None) -> dict:
+    """`before` with each batch size that `after` measured again replaced by the mean of both runs.
+
+    The raw runs come first and the service's levels a few minutes later; on a shared VM the machine's
+    speed drifts by tens of percent between them. Measuring the baselines again right after the
+    levels and taking the mean compares the service with the machine it ran on, whichever way the
+    drift went; each batch keeps both runs (`before`, `after`) so the drift shows."""
+    if after is None:
+        return before
+    batches = dict(before["batches"])
+    for size, again in after["batches"].items():
+        if size not in batches:
+            continue
+        first = batches[size]
+        batches[size] = {
+            **first,
+            **{
+                key: round((first[key] + again[key]) / 2, 2)
+                for key in BRACKETED_KEYS
+                if key in first and key in again
+            },
+            "before": {key: first[key] for key in BRACKETED_KEYS if key in first},
+            "after": {key: again[key] for key in BRACKETED_KEYS if key in again},
+        }
+    return {**before, "batches": batches}
+
+
 def ratios(
     raw: dict,
     service: dict,
@@ -323,6 +365,18 @@ def print_report(report: dict) -> None:
                 f"  batch {batch:>3}: {v['images_per_s']:8.1f} images/s   {v['median_call_ms']:8.2f} ms/call"
                 f"   {v['cpu_ms_per_image']:6.2f} ms CPU/image"
             )
+    for name, again in (
+        ("TensorFlow", report.get("raw_after")),
+        ("OpenVINO", report.get("raw_openvino_after")),
+    ):
+        if again is not None:
+            runs = "   ".join(
+                f"batch {batch} {v['images_per_s']:.1f} images/s {v['median_call_ms']:.2f} ms/call"
+                for batch, v in again["batches"].items()
+            )
+            print(f"raw {name} again after the service's levels: {runs}")
+    if report.get("raw_after") is not None:
+        print("  (the ratios below take the mean of both runs of these batch sizes)")
     print(f"service backend: {service.get('backend')}  allocator: {report.get('allocator')}")
     print()
     header = (
@@ -460,7 +514,21 @@ def main(argv: list[str] | None = None) -> int:
     service_requests = [multipart_post("/segment?output=mask", f"{p.name}.jpg", p.data) for p in photos]
     print("service ...", flush=True)
     service = start_service(model_dir, scratch / "service.log", env=service_env)
-    report["service"] = measure_server(service, service_requests, levels, args.seconds, args.memory_requests)
+    report["raw_after"] = report["raw_openvino_after"] = None
+
+    def raw_again() -> None:
+        print("raw model again, the service idle ...", flush=True)
+        report["raw_after"] = measure_raw(
+            model_dir, args.data_dir, args.raw_seconds, args.photo, batch_sizes=BRACKETED_BATCH_SIZES
+        )
+        if report["raw_openvino"] is not None:
+            report["raw_openvino_after"] = measure_raw(
+                model_dir, args.data_dir, args.raw_seconds, args.photo, "openvino", BRACKETED_BATCH_SIZES
+            )
+
+    report["service"] = measure_server(
+        service, service_requests, levels, args.seconds, args.memory_requests, after_levels=raw_again
+    )
     report["phone"] = None
     if not args.skip_phone:
         print("12 MP photo ...", flush=True)
@@ -479,10 +547,12 @@ def main(argv: list[str] | None = None) -> int:
         naive = start_naive(model_dir, scratch / "naive.log")
         report["naive"] = measure_server(naive, naive_requests, levels, args.seconds, 0)
     report["ratios"] = ratios(
-        report["raw"],
+        bracket(report["raw"], report["raw_after"]),
         report["service"],
         report["naive"],
-        report["raw_openvino"],
+        None
+        if report["raw_openvino"] is None
+        else bracket(report["raw_openvino"], report["raw_openvino_after"]),
         report["phone"],
         report["raw_openvino_served"],
     )

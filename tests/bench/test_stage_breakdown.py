@@ -1,11 +1,12 @@
-"""The benchmark's per-stage breakdown: the service's Server-Timing read back, and a lone request's time
-beyond the raw model call split by stage (issue 11 asks where the time goes when a target is missed)."""
+"""How `python -m bench` judges issue 11's targets: the service's Server-Timing read back, a lone request's
+time beyond the raw model call split by stage (the issue asks where the time goes when a target is
+missed), and raw baselines bracketing the service's levels."""
 
 from __future__ import annotations
 
 from app.api.routes.segment import server_timing
 from app.schemas import Timings
-from bench.__main__ import over_raw_call
+from bench.__main__ import bracket, over_raw_call, ratios
 from bench.load import Outcome, parse_server_timing, stage_medians
 
 
@@ -48,3 +49,32 @@ def test_a_lone_requests_time_beyond_the_raw_call_by_stage() -> None:
         "outside": 1.4,
         "inference_beyond_raw_call": 1.1,
     }
+
+
+def raw(**batches: tuple[float, float]) -> dict:
+    return {
+        "batches": {
+            size: {"images_per_s": ips, "median_call_ms": ms, "cpu_ms_per_image": 2000 / ips}
+            for size, (ips, ms) in batches.items()
+        },
+        "best_batch_size": max(batches, key=lambda size: batches[size][0]),
+    }
+
+
+def test_baselines_measured_again_after_the_levels_count_half_each() -> None:
+    before = raw(**{"1": (40.0, 25.0), "4": (67.0, 60.0), "16": (64.0, 250.0)})
+    after = raw(**{"1": (44.0, 23.0), "16": (56.0, 290.0)})
+    mean = bracket(before, after)["batches"]
+    assert mean["16"]["images_per_s"] == 60.0 and mean["16"]["median_call_ms"] == 270.0
+    assert mean["16"]["before"]["images_per_s"] == 64.0 and mean["16"]["after"]["images_per_s"] == 56.0
+    assert mean["1"]["images_per_s"] == 42.0
+    assert mean["4"] == before["batches"]["4"]  # measured once: kept as it was
+    assert bracket(before, None) is before
+
+
+def test_the_targets_are_judged_against_the_bracketed_baselines() -> None:
+    service = {"levels": {"16": {"throughput_rps": 72.0, "cpu_ms_per_request": 25.0}}, "ready_s": 9.0}
+    before = raw(**{"1": (40.0, 25.0), "16": (64.0, 250.0)})
+    after = raw(**{"1": (40.0, 25.0), "16": (56.0, 290.0)})
+    assert ratios(before, service, None)["service_vs_raw_b16_at_c16"] == 1.125
+    assert ratios(bracket(before, after), service, None)["service_vs_raw_b16_at_c16"] == 1.2
