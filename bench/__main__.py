@@ -59,12 +59,14 @@ def measure_raw(
     seconds: float,
     photo_files: list[Path] | None,
     backend: str = "tensorflow",
-    batch_sizes: str = "1,2,4,8,16,32",
+    batch_sizes: str | None = None,
 ) -> dict:
+    """`bench.raw_model` in its own process; `batch_sizes` (e.g. "1,16") or its default set."""
     photo_args = [arg for path in photo_files or [] for arg in ("--photo", str(path))]
+    size_args = ["--batch-sizes", batch_sizes] if batch_sizes else []
     proc = subprocess.run(
         [sys.executable, "-m", "bench.raw_model", "--model-dir", str(model_dir), "--seconds", str(seconds),
-         "--data-dir", str(data_dir), "--backend", backend, "--batch-sizes", batch_sizes, *photo_args],
+         "--data-dir", str(data_dir), "--backend", backend, *size_args, *photo_args],
         cwd=REPO, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )  # fmt: skip
     if proc.returncode != 0:
@@ -246,15 +248,12 @@ def bracket(before: dict, after: dict | None) -> dict:
         if size not in batches:
             continue
         first = batches[size]
+        keys = [key for key in BRACKETED_KEYS if key in first and key in again]
         batches[size] = {
             **first,
-            **{
-                key: round((first[key] + again[key]) / 2, 2)
-                for key in BRACKETED_KEYS
-                if key in first and key in again
-            },
-            "before": {key: first[key] for key in BRACKETED_KEYS if key in first},
-            "after": {key: again[key] for key in BRACKETED_KEYS if key in again},
+            **{key: round((first[key] + again[key]) / 2, 2) for key in keys},
+            "before": {key: first[key] for key in keys},
+            "after": {key: again[key] for key in keys},
         }
     return {**before, "batches": batches}
 
